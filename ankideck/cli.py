@@ -1,0 +1,159 @@
+"""The command line: a thin layer that turns options into a Config and engine errors into one-line messages."""
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import sys
+from pathlib import Path
+
+import click
+
+from .config import Config, load_config
+from .errors import BuildError
+
+SHOWN_IDS = 12  # ids listed per kind of change before "... and N more"
+
+
+def _config(cards: Path | None, out: Path | None = None) -> Config:
+    return load_config(cards=cards, out=out)
+
+
+def _fail(error: BuildError) -> None:
+    for problem in error.problems:
+        click.echo(str(problem), err=True)
+    count = len(error.problems)
+    click.echo(f"Error: {count} problem{'s' * (count != 1)} found; nothing was written.", err=True)
+    sys.exit(1)
+
+
+def _run(action):
+    """Run an engine action; bad input becomes path:line messages and exit code 1, never a traceback."""
+    try:
+        return action()
+    except BuildError as e:
+        _fail(e)
+    except OSError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(1)
+
+
+cards_option = click.option("--cards", "cards", type=click.Path(path_type=Path, file_okay=False),
+                            help="Folder of card sources (default: [tool.ankideck] cards, or cards/).")
+
+
+@click.group(invoke_without_command=True)
+@click.version_option(package_name="ankideck")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Compile Markdown cards into an Anki deck (.apkg). Without a command: build."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(build)
+
+
+@cli.command()
+@cards_option
+@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False),
+              help="The .apkg to write (default: [tool.ankideck] out).")
+@click.option("--quiet", "-q", is_flag=True, help="Only the summary line.")
+def build(cards: Path | None, out: Path | None, quiet: bool) -> None:
+    """Build the deck; print what changed since the previous build and a summary line."""
+    from .builder import build as build_deck
+
+    config = _run(lambda: _config(cards, out))
+    result = _run(lambda: build_deck(config, progress=not quiet))
+    changes = result.plan.changes
+    if not quiet:
+        for label, ids in (("new", changes.new), ("changed", changes.changed), ("removed", changes.removed)):
+            if ids:
+                more = f" ... and {len(ids) - SHOWN_IDS} more" if len(ids) > SHOWN_IDS else ""
+                click.echo(f"{label} ({len(ids)}): {', '.join(ids[:SHOWN_IDS])}{more}")
+        if changes.removed:
+            search = " OR ".join(f"Id:{card_id}" for card_id in changes.removed)
+            click.echo("Removed notes stay in Anki after a re-import. To find and delete them, search the "
+                       f"browser for:\n  {search}")
+    summary = (f"{len(changes.new)} new, {len(changes.changed)} changed, {len(changes.removed)} removed"
+               if changes else "no changes")
+    click.echo(f"Built {config.rel(result.out)}: {len(result.plan.notes)} notes, {result.card_count} cards, "
+               f"{result.media_count} media; {summary}; {result.seconds:.2f} s")
+
+
+@cli.command()
+@cards_option
+def check(cards: Path | None) -> None:
+    """Run every check on the sources; write nothing."""
+    from .builder import gather
+
+    config = _run(lambda: _config(cards))
+    plan = _run(lambda: gather(config))
+    click.echo(f"OK: {len(plan.notes)} notes in {len({n.card.path for n in plan.notes})} files, "
+               f"{len(plan.figures)} figures; no problems.")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--cloze", is_flag=True, help="Scaffold a cloze note instead of front/back.")
+@click.option("--id", "card_id", help="The card id (default: a fresh one).")
+def new(file: Path, cloze: bool, card_id: str | None) -> None:
+    """Append a new card with a fresh, unique id to FILE (created if missing)."""
+    from .builder import card_files
+    from .parse import CARD_RE, ID_RE
+
+    config = _run(lambda: _config(None))
+    used = set()
+    for path in card_files(config) + ([file] if file.is_file() else []):
+        for line in path.read_text("utf-8", errors="replace").splitlines():
+            match = CARD_RE.match(line)
+            if match:
+                used.add(match.group(2))
+    stem = re.sub(r"[^a-z0-9]+", "-", file.stem.lower()).strip("-") or "card"
+    if card_id is None:
+        card_id = next(i for i in (f"{stem}-{secrets.token_hex(3)}" for _ in iter(int, 1)) if i not in used)
+    elif not ID_RE.match(card_id) or card_id in used:
+        click.echo(f"Error: card id {card_id!r} is {'already used' if card_id in used else 'not valid'}", err=True)
+        sys.exit(1)
+    body = (f"# cloze: {card_id}\n\n{{{{c1::...}}}}\n\n## Extra\n\n" if cloze
+            else f"# card: {card_id}\n\n## Front\n\n...\n\n## Back\n\n...\n\n## Extra\n\n")
+    text = file.read_text("utf-8") if file.is_file() else ""
+    if text and not text.endswith("\n"):
+        text += "\n"
+    prefix = "\n" if text else ""
+    line = text.count("\n") + 1 + len(prefix)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(text + prefix + body, "utf-8")
+    click.echo(f"Added {'cloze' if cloze else 'card'} '{card_id}' at {file.as_posix()}:{line}")
+
+
+@cli.command()
+@cards_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable: decks, tags and the guide map.")
+def stats(cards: Path | None, as_json: bool) -> None:
+    """Cards per deck and tag, and coverage of the guide's questions."""
+    from .builder import stats as deck_stats
+
+    config = _run(lambda: _config(cards))
+    data = _run(lambda: deck_stats(config))
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{data['notes']} notes")
+    click.echo("\nNotes per deck:")
+    for deck, count in data["decks"].items():
+        click.echo(f"  {count:4d}  {deck}")
+    click.echo("\nNotes per tag:")
+    for tag, count in sorted(data["tags"].items(), key=lambda item: (-item[1], item[0])):
+        click.echo(f"  {count:4d}  {tag}")
+    guide = data["guide"]
+    if guide:
+        covered = [qid for qid, entry in guide.items() if entry["cards"]]
+        click.echo(f"\nGuide coverage: {len(covered)}/{len(guide)} questions")
+        for qid, entry in guide.items():
+            mark = f"{len(entry['cards']):3d}" if entry["cards"] else "  -"
+            click.echo(f"  {mark}  {qid:7s} {entry['question']}")
+        missing = [qid for qid in guide if qid not in covered]
+        if missing:
+            click.echo(f"Not covered: {', '.join(missing)}")
+
+
+def main() -> None:
+    cli(prog_name="build.py" if Path(sys.argv[0]).name == "build.py" else "ankideck")

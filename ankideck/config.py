@@ -1,0 +1,112 @@
+"""Where things are. Read from ``[tool.ankideck]`` in the project's pyproject.toml; CLI options override it."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import yaml
+
+from .errors import BuildError, Problem
+
+DECK_FILE = "deck.yaml"         # in the cards folder: the root deck's name and description
+GUIDE_FILE = "guide.yaml"       # in the cards folder, optional: the questions cards can point at
+LOCK_FILE = "cards.lock.json"   # in the cards folder, committed: each note's content hash and mod time
+
+
+@dataclass(frozen=True)
+class Config:
+    root: Path            # project root: images must stay inside it
+    cards_dir: Path
+    out: Path
+    figures_dir: Path     # a Python package with a FIGURES registry; may be absent
+    cache_dir: Path
+
+    @property
+    def lock_path(self) -> Path:
+        return self.cards_dir / LOCK_FILE
+
+    @property
+    def guide_path(self) -> Path:
+        return self.cards_dir / GUIDE_FILE
+
+    def rel(self, path: Path) -> str:
+        """A path as the user should see it in messages: relative to the project root where possible."""
+        try:
+            return path.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+
+def find_root(start: Path) -> Path:
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / "pyproject.toml").is_file():
+            return folder
+    return start
+
+
+def load_config(cwd: Path | None = None, cards: Path | None = None, out: Path | None = None) -> Config:
+    root = find_root(cwd or Path.cwd())
+    settings: dict = {}
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            settings = tomllib.loads(pyproject.read_text("utf-8")).get("tool", {}).get("ankideck", {})
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise BuildError([Problem("pyproject.toml", 1, f"cannot read [tool.ankideck]: {e}")])
+    config = Config(
+        root=root,
+        cards_dir=root / settings.get("cards", "cards"),
+        out=root / settings.get("out", "dist/deck.apkg"),
+        figures_dir=root / settings.get("figures", "figures"),
+        cache_dir=root / settings.get("cache", ".cache/ankideck"),
+    )
+    if cards is not None:
+        config = replace(config, cards_dir=(Path.cwd() / cards).resolve())
+    if out is not None:
+        config = replace(config, out=(Path.cwd() / out).resolve())
+    return config
+
+
+@dataclass(frozen=True)
+class DeckInfo:
+    name: str
+    description: str
+    namespace: str         # salt of every note GUID: set once, never changed (GUID = hash(namespace, card id))
+    guide: dict[str, str]  # question id -> question text, in the guide's order
+
+
+def load_deck_info(config: Config) -> DeckInfo:
+    """Read deck.yaml and guide.yaml from the cards folder (both optional)."""
+    problems: list[Problem] = []
+    deck = _load_yaml(config, config.cards_dir / DECK_FILE, dict, problems) or {}
+    guide: dict[str, str] = {}
+    for i, item in enumerate(_load_yaml(config, config.guide_path, list, problems) or []):
+        if not (isinstance(item, dict) and "id" in item and "question" in item):
+            problems.append(Problem(config.rel(config.guide_path), 1, f"entry {i + 1} needs 'id' and 'question'"))
+            continue
+        guide[str(item["id"])] = str(item["question"])
+    if problems:
+        raise BuildError(problems)
+    return DeckInfo(name=str(deck.get("name", "Deck")), description=str(deck.get("description", "")),
+                    namespace=str(deck.get("namespace", "ankideck")), guide=guide)
+
+
+def _load_yaml(config: Config, path: Path, kind: type, problems: list[Problem]):
+    if not path.is_file():
+        return None
+    where = config.rel(path)
+    try:
+        data = yaml.safe_load(path.read_text("utf-8"))
+    except UnicodeDecodeError:
+        problems.append(Problem(where, 1, "not valid UTF-8"))
+        return None
+    except yaml.YAMLError as e:
+        line = e.problem_mark.line + 1 if getattr(e, "problem_mark", None) else 1
+        problems.append(Problem(where, line, f"bad YAML: {getattr(e, 'problem', None) or e}"))
+        return None
+    if data is not None and not isinstance(data, kind):
+        problems.append(Problem(where, 1, f"expected a YAML {kind.__name__}"))
+        return None
+    return data

@@ -1,0 +1,102 @@
+"""The two note types. Their ids, names, fields and template names are fixed for the deck's whole life.
+
+Anki forks a note type (``Name+``) when a re-imported package adds, renames or reorders its fields or templates, and
+then skips every later update as conflicting. Template text and CSS may change freely; nothing else here may.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import genanki
+
+BASIC_MODEL_ID = 1607392319        # never change
+CLOZE_MODEL_ID = 1607392320        # never change
+BASIC_FIELDS = ("Front", "Back", "Extra", "Guide", "Source", "Id")   # never change (names or order)
+CLOZE_FIELDS = ("Text", "Extra", "Guide", "Source", "Id")            # never change (names or order)
+
+FOOTER = """
+{{#Extra}}<div class="extra">{{Extra}}</div>{{/Extra}}
+<div class="meta">{{#Guide}}<span class="guide">{{Guide}}</span>{{/Guide}}<span class="source">{{Source}}</span></div>
+"""
+
+BASIC_TEMPLATE = {
+    "name": "Card 1",  # never change
+    "qfmt": '<div class="front">{{Front}}</div>',
+    "afmt": '<div class="front">{{Front}}</div>\n<hr id="answer">\n<div class="back">{{Back}}</div>' + FOOTER,
+}
+CLOZE_TEMPLATE = {
+    "name": "Cloze",  # never change
+    "qfmt": '<div class="text">{{cloze:Text}}</div>',
+    "afmt": '<div class="text">{{cloze:Text}}</div>' + FOOTER,
+}
+
+LIGHT_CODE_STYLE = "default"
+DARK_CODE_STYLE = "github-dark"
+NIGHT = (".nightMode", ".night_mode")  # desktop/AnkiMobile, AnkiDroid
+
+BASE_CSS = """
+/* Mobile first: readable at 360-430 px; wide things scroll inside their own box, never the page. */
+.card {
+  --fg: #1f2328; --bg: #ffffff; --muted: #59636e; --accent: #0b57d0; --cloze: #0b57d0;
+  --box: #f6f8fa; --border: #d0d7de;
+  font-family: -apple-system, "PingFang SC", "Hiragino Sans GB", "Noto Sans CJK SC", "Source Han Sans SC",
+    "Microsoft YaHei", "Helvetica Neue", Roboto, Arial, sans-serif;
+  font-size: 18px; line-height: 1.6; color: var(--fg); background: var(--bg);
+  text-align: left; margin: 0; padding: 12px 14px; overflow-wrap: anywhere; word-break: normal;
+}
+.card.nightMode, .card.night_mode, .nightMode .card, .night_mode .card {
+  --fg: #e6edf3; --bg: #1e1e1e; --muted: #9198a1; --accent: #79b8ff; --cloze: #79b8ff;
+  --box: #161b22; --border: #3d444d;
+}
+.front, .text { font-size: 1.05em; }
+hr#answer { border: 0; border-top: 1px solid var(--border); margin: 14px 0; }
+.cloze { font-weight: 700; color: var(--cloze); }
+code { font-family: "JetBrains Mono", "SFMono-Regular", Menlo, Consolas, "Noto Sans Mono CJK SC", monospace;
+  font-size: 0.88em; }
+:not(pre) > code { background: var(--box); border-radius: 4px; padding: 0.1em 0.3em; }
+.codehilite { background: var(--box); border: 1px solid var(--border); border-radius: 6px; margin: 0.6em 0;
+  max-width: 100%; overflow-x: auto; -webkit-overflow-scrolling: touch; }
+.codehilite pre { margin: 0; padding: 10px 12px; line-height: 1.45; white-space: pre; overflow-wrap: normal; }
+.arithmatex { max-width: 100%; overflow-x: auto; overflow-y: hidden; }
+div.arithmatex, span.arithmatex.display { display: block; margin: 0.5em 0; }
+img { max-width: 100%; height: auto; }
+.figure { display: block; margin: 0.6em 0; text-align: center; }
+.fig-dark { display: none; }
+.nightMode .fig-light, .night_mode .fig-light { display: none; }
+.nightMode .fig-dark, .night_mode .fig-dark { display: inline; }
+table { display: block; max-width: 100%; overflow-x: auto; border-collapse: collapse; margin: 0.6em 0; }
+th, td { border: 1px solid var(--border); padding: 4px 8px; }
+th { background: var(--box); }
+ul, ol { padding-left: 1.4em; }
+.extra { margin-top: 16px; padding: 10px 12px; border-left: 3px solid var(--accent); background: var(--box);
+  font-size: 0.92em; }
+.meta { margin-top: 14px; font-size: 0.72em; color: var(--muted); display: flex; flex-wrap: wrap; gap: 0 12px; }
+@media (min-width: 700px) { .card { max-width: 760px; margin: 0 auto; font-size: 20px; } }
+"""
+
+
+@lru_cache(maxsize=None)
+def stylesheet() -> str:
+    """The note types' CSS: layout plus pygments' classes in a light palette and, under night mode, a dark one."""
+    from pygments.formatters import HtmlFormatter
+
+    # Token colours only: the boxes' backgrounds and text colour come from the palette variables.
+    light = HtmlFormatter(style=LIGHT_CODE_STYLE).get_token_style_defs(".codehilite")
+    dark = HtmlFormatter(style=DARK_CODE_STYLE).get_token_style_defs([f"{night} .codehilite" for night in NIGHT])
+    return "\n".join([BASE_CSS, "/* code, light */", *light, "/* code, night mode */", *dark, ""])
+
+
+def basic_model() -> genanki.Model:
+    return genanki.Model(
+        BASIC_MODEL_ID, "ankideck Basic",
+        fields=[{"name": name} for name in BASIC_FIELDS],
+        templates=[BASIC_TEMPLATE], css=stylesheet(), sort_field_index=0,
+    )
+
+
+def cloze_model() -> genanki.Model:
+    return genanki.Model(
+        CLOZE_MODEL_ID, "ankideck Cloze",
+        fields=[{"name": name} for name in CLOZE_FIELDS],
+        templates=[CLOZE_TEMPLATE], css=stylesheet(), model_type=genanki.Model.CLOZE, sort_field_index=0,
+    )

@@ -1,0 +1,298 @@
+"""Card sources -> Card records. Pure text work: no Markdown rendering, no file writes.
+
+Grammar (see docs/card-format.md): optional YAML front matter; then cards, each starting with ``# card: ID`` or
+``# cloze: ID`` outside code fences, an optional block of ``key: value`` metadata lines, and ``## Front`` /
+``## Back`` / ``## Extra`` / ``## Text`` sections.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import Problem
+
+CARD_RE = re.compile(r"^#\s+(card|cloze):\s*(.*?)\s*$")
+SECTION_RE = re.compile(r"^##\s+(.*?)\s*#*\s*$")
+HEADING1_RE = re.compile(r"^#(\s|$)")
+FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+META_RE = re.compile(r"^([a-z_]+):(\s|$)")
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+CLOZE_RE = re.compile(r"\{\{c(\d+)::")
+SCRIPT_RE = re.compile(r"<\s*script\b", re.IGNORECASE)
+DISPLAY_DOLLARS_RE = re.compile(r"(?<!\\)\$\$")
+INLINE_CODE_RE = re.compile(r"(`+).+?\1")
+
+FILE_KEYS = {"deck", "tags", "guide"}
+CARD_KEYS = {"tags", "guide"}
+SECTIONS = {"basic": ("Front", "Back", "Extra"), "cloze": ("Text", "Extra")}
+REQUIRED = {"basic": ("Front", "Back"), "cloze": ("Text",)}
+
+
+@dataclass
+class Section:
+    text: str
+    line: int  # line of the section's first content line
+
+
+@dataclass
+class Card:
+    id: str
+    kind: str                 # "basic" or "cloze"
+    path: str                 # source file, relative to the project root
+    line: int                 # line of the "# card:" header
+    deck: str
+    tags: tuple[str, ...]
+    guide: str | None
+    sections: dict[str, Section] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        return f"{self.path}:{self.line}"
+
+    def text(self, name: str) -> str:
+        section = self.sections.get(name)
+        return section.text if section else ""
+
+    def line_of(self, needle: str) -> int:
+        """The source line where ``needle`` first occurs in this card (for error messages)."""
+        for section in self.sections.values():
+            index = section.text.find(needle)
+            if index >= 0:
+                return section.line + section.text.count("\n", 0, index)
+        return self.line
+
+
+def decode(data: bytes, where: str) -> tuple[str | None, list[Problem]]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        return None, [Problem(where, line, f"not valid UTF-8 (byte 0x{data[e.start]:02x}); save the file as UTF-8")]
+    return text.removeprefix("\ufeff"), []
+
+
+def parse_text(text: str, where: str, default_deck: str) -> tuple[list[Card], list[Problem]]:
+    """Parse one card file. ``where`` is its path for messages; ``default_deck`` applies without front matter."""
+    lines = text.splitlines()
+    problems: list[Problem] = []
+
+    def problem(line: int, message: str) -> None:
+        problems.append(Problem(where, line, message))
+
+    meta, body_start = _front_matter(lines, problem)
+    deck = meta.get("deck", default_deck)
+    if not isinstance(deck, str) or not deck.strip() or any(not part.strip() for part in deck.split("::")):
+        problem(1, f"front matter 'deck' must be a name like 'A::B', not {deck!r}")
+        deck = default_deck
+    file_tags = _tags(meta.get("tags"), 1, problem)
+    file_guide = meta.get("guide")
+
+    cards: list[Card] = []
+    card: Card | None = None
+    section_name: str | None = None
+    section_lines: list[str] = []
+    section_start = 0
+    in_meta = False
+    meta_lines: list[tuple[int, str]] = []
+    fence: tuple[str, int] | None = None  # (fence marker, line it opened on)
+
+    def close_section() -> None:
+        if card is not None and section_name is not None:
+            if section_name in card.sections:
+                problem(section_start - 1, f"section '{section_name}' appears twice in card '{card.id}'")
+            content = "\n".join(section_lines).strip("\n")
+            first = next((i for i, l in enumerate(section_lines) if l.strip()), 0)
+            card.sections[section_name] = Section(content, section_start + first)
+
+    def finish_meta() -> None:
+        nonlocal in_meta
+        in_meta = False
+        if card is not None and meta_lines:
+            _card_meta(card, meta_lines, problem, file_guide)
+
+    for number, line in enumerate(lines[body_start:], start=body_start + 1):
+        if fence is not None:
+            marker, _ = fence
+            if line.strip().startswith(marker[0] * len(marker)) and not line.strip().strip(marker[0]):
+                fence = None
+            section_lines.append(line)
+            continue
+        opened = FENCE_RE.match(line)
+        if opened:
+            if in_meta:
+                finish_meta()
+            fence = (opened.group(1), number)
+            if card is None:
+                problem(number, "text outside a card: start a card with '# card: ID' or '# cloze: ID'")
+            section_lines.append(line)
+            continue
+
+        header = CARD_RE.match(line)
+        if header:
+            if in_meta:
+                finish_meta()
+            close_section()
+            kind = "basic" if header.group(1) == "card" else "cloze"
+            card_id = header.group(2)
+            if not card_id:
+                problem(number, f"missing card id after '# {header.group(1)}:'")
+            elif not ID_RE.match(card_id):
+                problem(number, f"bad card id {card_id!r}: use letters, digits, '.', '_' and '-'")
+            card = Card(card_id, kind, where, number, deck, file_tags,
+                        str(file_guide) if file_guide is not None else None)
+            cards.append(card)
+            section_name = "Text" if kind == "cloze" else None
+            section_lines, section_start = [], number + 1
+            in_meta, meta_lines = True, []
+            continue
+        if HEADING1_RE.match(line):
+            problem(number, "a level-1 heading must be '# card: ID' or '# cloze: ID' (use '###' inside cards)")
+            continue
+
+        if in_meta:
+            if META_RE.match(line):
+                meta_lines.append((number, line))
+                continue
+            finish_meta()
+            section_start = number
+            if not line.strip():
+                section_start = number + 1
+                continue
+
+        if line.startswith("## "):
+            heading = SECTION_RE.match(line).group(1)
+            if card is None:
+                problem(number, "section heading outside a card")
+                continue
+            close_section()
+            if heading not in SECTIONS[card.kind]:
+                allowed = ", ".join(f"'## {s}'" for s in SECTIONS[card.kind])
+                problem(number, f"unknown section '## {heading}' in a {card.kind} card (allowed: {allowed}; "
+                                "use '###' for headings inside a card)")
+                section_name = None
+            else:
+                section_name = heading
+            section_lines, section_start = [], number + 1
+            continue
+
+        if card is None:
+            if line.strip():
+                problem(number, "text outside a card: start a card with '# card: ID' or '# cloze: ID'")
+            continue
+        if section_name is None and line.strip() and card.kind == "basic":
+            problem(number, "text before '## Front' in a card")
+            continue
+        if SCRIPT_RE.search(line):
+            problem(number, "raw <script> is not allowed in cards")
+        section_lines.append(line)
+
+    if in_meta:
+        finish_meta()
+    if fence is not None:
+        problem(fence[1], f"code fence {fence[0]} is never closed")
+    close_section()
+
+    for card in cards:
+        _check_card(card, problem)
+    return cards, problems
+
+
+def parse_file(path: Path, where: str, default_deck: str) -> tuple[list[Card], list[Problem]]:
+    text, problems = decode(path.read_bytes(), where)
+    if text is None:
+        return [], problems
+    return parse_text(text, where, default_deck)
+
+
+def _front_matter(lines: list[str], problem) -> tuple[dict, int]:
+    if not lines or lines[0].strip() != "---":
+        return {}, 0
+    for end in range(1, len(lines)):
+        if lines[end].strip() in ("---", "..."):
+            break
+    else:
+        problem(1, "front matter opened with '---' is never closed")
+        return {}, len(lines)
+    try:
+        meta = yaml.safe_load("\n".join(lines[1:end])) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem(2 + (mark.line if mark else 0), f"bad front matter: {getattr(e, 'problem', None) or e}")
+        return {}, end + 1
+    if not isinstance(meta, dict):
+        problem(1, "front matter must be a YAML mapping (key: value lines)")
+        return {}, end + 1
+    for key in sorted(set(meta) - FILE_KEYS):
+        line = next((i + 1 for i, l in enumerate(lines[:end]) if l.startswith(f"{key}:")), 1)
+        problem(line, f"unknown front matter key '{key}' (allowed: {', '.join(sorted(FILE_KEYS))})")
+    return meta, end + 1
+
+
+def _card_meta(card: Card, meta_lines: list[tuple[int, str]], problem, file_guide) -> None:
+    first = meta_lines[0][0]
+    try:
+        meta = yaml.safe_load("\n".join(line for _, line in meta_lines)) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem(first + (mark.line if mark else 0), f"bad card metadata: {getattr(e, 'problem', None) or e}")
+        return
+    for number, line in meta_lines:
+        key = META_RE.match(line).group(1)
+        if key not in CARD_KEYS:
+            problem(number, f"unknown card key '{key}' (allowed: {', '.join(sorted(CARD_KEYS))})")
+    card.tags = tuple(dict.fromkeys(card.tags + _tags(meta.get("tags"), first, problem)))
+    if meta.get("guide") is not None:
+        card.guide = str(meta["guide"])
+
+
+def _tags(value, line: int, problem) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value if isinstance(value, list) else [value]
+    tags = []
+    for item in items:
+        tag = str(item).strip()
+        if not tag or any(c.isspace() for c in tag):
+            problem(line, f"bad tag {tag!r}: tags cannot be empty or contain spaces (use '_' or '::')")
+        else:
+            tags.append(tag)
+    return tuple(tags)
+
+
+def _check_card(card: Card, problem) -> None:
+    for name in REQUIRED[card.kind]:
+        if not card.text(name).strip():
+            where = card.sections[name].line - 1 if name in card.sections else card.line
+            what = "front" if name == "Front" else "back" if name == "Back" else "text"
+            problem(where, f"card '{card.id}' has an empty {what}" + (
+                "" if name in card.sections else f" (no '## {name}' section)" if card.kind == "basic" else ""))
+    clozes = [int(n) for section in card.sections.values() for n in CLOZE_RE.findall(section.text)]
+    if card.kind == "cloze" and card.text("Text").strip():
+        if not CLOZE_RE.search(card.text("Text")):
+            problem(card.line, f"cloze card '{card.id}' has no cloze deletion like {{{{c1::...}}}}; "
+                               "Anki would make no card from it")
+        elif 0 in clozes:
+            problem(card.line_of("{{c0::"), "cloze numbers start at 1 ({{c0::...}} makes no card)")
+    if card.kind == "basic" and clozes:
+        problem(card.line_of("{{c"), f"cloze marker in basic card '{card.id}': start it with '# cloze: {card.id}'")
+    for name, section in card.sections.items():
+        _check_display_math(section, problem)
+
+
+def _check_display_math(section: Section, problem) -> None:
+    """Report a ``$$`` that is never closed (outside code), at the line where it opens."""
+    open_line = None
+    in_fence = False
+    for offset, line in enumerate(section.text.split("\n")):
+        if FENCE_RE.match(line):
+            in_fence = not in_fence
+            continue
+        if in_fence:
+            continue
+        for _ in DISPLAY_DOLLARS_RE.finditer(INLINE_CODE_RE.sub("", line)):
+            open_line = None if open_line is not None else section.line + offset
+    if open_line is not None:
+        problem(open_line, "display math '$$' is never closed")
