@@ -1,0 +1,123 @@
+"""Shared fixtures: a small throw-away project with cards, and a real Anki collection to import into."""
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PYPROJECT = """
+[tool.ankideck]
+cards = "cards"
+out = "dist/test.apkg"
+figures = "figures"
+cache = ".cache/ankideck"
+"""
+
+DECK_YAML = "name: Test\nnamespace: test-deck\ndescription: A deck for tests.\n"
+
+GUIDE_YAML = """
+- {id: "q1", question: "What is softmax?"}
+- {id: "q2", question: "What is a cloze?"}
+"""
+
+FORMULAS_MD = r"""---
+deck: Test::Formulas
+tags: [formula]
+guide: q1
+---
+
+# card: softmax-def
+tags: [softmax]
+
+## Front
+Write softmax.
+
+## Back
+$$\mathrm{softmax}(z)_i = \frac{e^{z_i}}{\sum_j e^{z_j}}$$
+
+## Extra
+Subtract $\max_j z_j$ first.
+
+# card: plot-card
+
+## Front
+What does the plot show?
+
+## Back
+![a plot](img/plot.png)
+
+# cloze: stable-softmax
+guide: q2
+
+Stable softmax subtracts {{c1::$\max_j z_j$}} and the result is {{c2::unchanged}}.
+
+## Extra
+Because $e^{-m}$ cancels.
+"""
+
+CODE_MD = """# card: code-card
+
+## Front
+Implement softmax.
+
+## Back
+```python
+import numpy as np
+
+def softmax(z):
+    e = np.exp(z - z.max())
+    return e / e.sum()
+```
+"""
+
+
+def write_project(root: Path) -> Path:
+    """Write a small project into ``root`` and return it."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text(PYPROJECT, "utf-8")
+    cards = root / "cards"
+    (cards / "basics" / "img").mkdir(parents=True)
+    (cards / "deck.yaml").write_text(DECK_YAML, "utf-8")
+    (cards / "guide.yaml").write_text(textwrap.dedent(GUIDE_YAML), "utf-8")
+    (cards / "basics" / "formulas.md").write_text(FORMULAS_MD, "utf-8")
+    (cards / "basics" / "code.md").write_text(CODE_MD, "utf-8")
+    shutil.copyfile(ROOT / "tests" / "data" / "plot.png", cards / "basics" / "img" / "plot.png")
+    return root
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    """A fresh small project, with the working directory inside it."""
+    root = write_project(tmp_path / "project")
+    monkeypatch.chdir(root)
+    return root
+
+
+@pytest.fixture
+def collection(tmp_path):
+    """An empty Anki collection (Anki's own backend), closed after the test."""
+    from anki.collection import Collection
+
+    col = Collection(str(tmp_path / "collection.anki2"))
+    yield col
+    col.close()
+
+
+def import_package(col, path: Path, update: bool = True):
+    """Import an .apkg the way Anki desktop does by default: update notes if newer, keep scheduling."""
+    from anki.collection import ImportAnkiPackageOptions, ImportAnkiPackageRequest
+    from anki.import_export_pb2 import ImportAnkiPackageUpdateCondition as Condition
+
+    options = ImportAnkiPackageOptions(
+        merge_notetypes=False,
+        update_notes=Condition.IMPORT_ANKI_PACKAGE_UPDATE_CONDITION_IF_NEWER if update
+        else Condition.IMPORT_ANKI_PACKAGE_UPDATE_CONDITION_NEVER,
+        update_notetypes=Condition.IMPORT_ANKI_PACKAGE_UPDATE_CONDITION_IF_NEWER,
+        with_scheduling=False,
+        with_deck_configs=False,
+    )
+    return col.import_anki_package(ImportAnkiPackageRequest(package_path=str(path), options=options))

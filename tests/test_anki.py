@@ -1,0 +1,124 @@
+"""End to end with Anki's own backend (PyPI `anki`): import, render, answer, edit, rebuild, re-import."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ankideck.builder import build
+from ankideck.config import load_config
+from tests.conftest import import_package
+
+anki = pytest.importorskip("anki", reason="the test extra installs Anki's backend: pip install -e '.[test]'")
+
+
+def notes_by_id(col) -> dict:
+    return {col.get_note(nid)["Id"]: col.get_note(nid) for nid in col.find_notes("")}
+
+
+def test_import_builds_notes_cards_decks_tags_and_media(project, collection):
+    config = load_config()
+    result = build(config, now=1_000_000, progress=False)
+    import_package(collection, result.out)
+
+    notes = notes_by_id(collection)
+    assert set(notes) == {"softmax-def", "plot-card", "stable-softmax", "code-card"}
+    assert collection.card_count() == 5  # one each for the basic notes, two for the cloze with c1 and c2
+    decks = {d.name for d in collection.decks.all_names_and_ids()}
+    assert {"Test::Formulas", "Test::basics"} <= decks
+    assert sorted(notes["softmax-def"].tags) == ["formula", "guide::q1", "softmax"]
+    assert sorted(notes["stable-softmax"].tags) == ["formula", "guide::q2"]
+    assert notes["softmax-def"]["Source"] == "cards/basics/formulas.md:7"
+    assert notes["softmax-def"]["Guide"] == "q1 What is softmax?"
+    assert notes["softmax-def"].note_type()["name"] == "ankideck Basic"
+
+    # The image is in the collection's media folder under a content-hash name, and the field points at it.
+    media_dir = Path(collection.media.dir())
+    src = re.search(r'src="([^"]+)"', notes["plot-card"]["Back"]).group(1)
+    assert re.fullmatch(r"plot-[0-9a-f]{12}\.png", src)
+    assert (media_dir / src).read_bytes() == (project / "cards/basics/img/plot.png").read_bytes()
+
+    # Every card renders a non-empty question and answer through the note type's templates.
+    for cid in collection.find_cards(""):
+        card = collection.get_card(cid)
+        question, answer = card.question(), card.answer()
+        assert re.sub(r"<[^>]+>|\s", "", question), cid
+        assert len(answer) > len(question) // 2
+    cloze_cards = [collection.get_card(c) for c in collection.find_cards("Id:stable-softmax")]
+    fronts = sorted(card.question() for card in cloze_cards)
+    assert any("[...]" in q and "unchanged" in q for q in fronts)  # c1 hidden, c2 shown
+    assert all(r"\(\max_j z_j\)" in c.answer() for c in cloze_cards)  # the math survived the cloze
+
+
+def _answer_all(col) -> dict[int, tuple]:
+    for cid in col.find_cards(""):
+        card = col.get_card(cid)
+        card.start_timer()
+        col.sched.answerCard(card, 3)
+    return {cid: _schedule(col, cid) for cid in col.find_cards("")}
+
+
+def _schedule(col, cid):
+    card = col.get_card(cid)
+    return card.type, card.queue, card.due, card.ivl, card.reps
+
+
+def test_reimport_updates_edited_keeps_history_and_leaves_the_rest(project, collection):
+    config = load_config()
+    first = build(config, now=1_000_000, progress=False)
+    import_package(collection, first.out)
+    before_schedule = _answer_all(collection)
+    revlog_before = collection.db.scalar("select count() from revlog")
+    assert revlog_before == len(before_schedule)
+
+    # A user edit in Anki to a note the sources do not change must survive the re-import.
+    untouched = notes_by_id(collection)["code-card"]
+    untouched["Front"] = "my own wording"
+    collection.update_note(untouched)
+    note_ids_before = {k: n.id for k, n in notes_by_id(collection).items()}
+    mods_before = {k: n.mod for k, n in notes_by_id(collection).items()}
+
+    formulas = project / "cards/basics/formulas.md"
+    text = formulas.read_text("utf-8")
+    text = text.replace("Write softmax.", "Write the softmax function.")        # edit a basic card
+    text = text.replace("{{c2::unchanged}}", "{{c2::the same}}")               # edit the cloze
+    text = text.replace("# card: plot-card", "# card: plot-card-renamed")      # "remove" one, add one
+    text += "\n# card: brand-new\n\n## Front\nNew?\n\n## Back\nYes.\n"
+    formulas.write_text(text, "utf-8")
+
+    second = build(config, now=1_000_000, progress=False)  # same clock: mod times must still move forward
+    changes = second.plan.changes
+    assert sorted(changes.changed) == ["softmax-def", "stable-softmax"]
+    assert sorted(changes.new) == ["brand-new", "plot-card-renamed"]
+    assert changes.removed == ["plot-card"]
+    import_package(collection, second.out)
+
+    notes = notes_by_id(collection)
+    assert notes["softmax-def"]["Front"] == "<p>Write the softmax function.</p>"
+    assert "the same" in notes["stable-softmax"]["Text"]
+    assert notes["code-card"]["Front"] == "my own wording"   # untouched note: the user's edit survives
+    assert notes["code-card"].mod == mods_before["code-card"]
+    assert "brand-new" in notes and "plot-card" in notes     # removed notes stay in Anki
+    # No duplicates: the edited notes are the same notes, with the same cards and the same schedule.
+    assert len(notes) == 6 and len(collection.find_notes("")) == 6
+    for key in ("softmax-def", "stable-softmax", "code-card", "plot-card"):
+        assert notes[key].id == note_ids_before[key]
+    for cid, schedule in before_schedule.items():
+        assert _schedule(collection, cid) == schedule
+    assert collection.db.scalar("select count() from revlog") == revlog_before
+
+
+def test_rebuild_without_changes_touches_nothing(project, collection):
+    config = load_config()
+    first = build(config, now=1_000_000, progress=False)
+    import_package(collection, first.out)
+    note = notes_by_id(collection)["softmax-def"]
+    note["Back"] = "edited in Anki"
+    collection.update_note(note)
+
+    second = build(config, now=2_000_000, progress=False)
+    assert not second.plan.changes
+    log = import_package(collection, second.out)
+    assert notes_by_id(collection)["softmax-def"]["Back"] == "edited in Anki"
+    assert len(log.log.updated) == 0 and len(log.log.new) == 0
