@@ -161,7 +161,8 @@ def gather(config: Config, now: int | None = None) -> Plan:
             (changed if previous else new).append(note.card.id)
         new_lock[note.card.id] = {"hash": note.content_hash, "mod": note.mod}
     removed = sorted(set(lock) - set(new_lock))
-    return Plan(config, info, notes, Changes(new, changed, removed), new_lock, figures, files, cache, dirty)
+    return Plan(config, info, notes, Changes(sorted(new), sorted(changed), removed), new_lock, figures, files,
+                cache, dirty)
 
 
 def _figure_registry(config: Config, load_registry):

@@ -1,0 +1,207 @@
+"""The CLI through click's CliRunner: builds, checks, scaffolds, stats, and every bad-input path."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ankideck.cli import cli
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def problems_of(result) -> list[str]:
+    return [line for line in result.output.splitlines() if re.match(r"^\S+:\d+: ", line)]
+
+
+@pytest.mark.parametrize("command", [[], ["build"], ["check"], ["new"], ["stats"]])
+def test_every_command_has_help(command):
+    result = run(*command, "--help")
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_default_command_builds_and_prints_changes_and_summary(project):
+    result = run()
+    assert result.exit_code == 0, result.output
+    assert "new (4): code-card, plot-card, softmax-def, stable-softmax" in result.output
+    summary = result.output.strip().splitlines()[-1]
+    assert re.fullmatch(r"Built dist/test\.apkg: 4 notes, 5 cards, 1 media; 4 new, 0 changed, 0 removed; "
+                        r"\d+\.\d\d s", summary), summary
+    assert (project / "dist/test.apkg").is_file()
+    lock = json.loads((project / "cards/cards.lock.json").read_text("utf-8"))
+    assert sorted(lock["notes"]) == ["code-card", "plot-card", "softmax-def", "stable-softmax"]
+
+    again = run("build")
+    assert "no changes" in again.output.splitlines()[-1]
+
+
+def test_build_reports_removed_cards_with_a_search(project):
+    run("build")
+    formulas = project / "cards/basics/formulas.md"
+    formulas.write_text(formulas.read_text("utf-8").replace("# card: plot-card", "# card: plot-card-2"), "utf-8")
+    result = run("build")
+    assert "removed (1): plot-card" in result.output
+    assert "Id:plot-card" in result.output
+    assert "1 new, 0 changed, 1 removed" in result.output
+
+
+def test_build_with_cards_and_out_options(project, tmp_path):
+    out = tmp_path / "elsewhere" / "deck.apkg"
+    result = run("build", "--cards", "cards", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.is_file()
+
+
+def test_check_writes_nothing(project):
+    result = run("check")
+    assert result.exit_code == 0 and result.output.startswith("OK: 4 notes")
+    assert not (project / "dist").exists()
+    assert not (project / "cards/cards.lock.json").exists()
+
+
+BAD_FILE = """---
+deck: Test::Bad
+---
+
+# card: no-front
+## Back
+b
+
+# card: softmax-def
+## Front
+duplicate id
+## Back
+x
+
+# cloze: no-deletion
+just text
+
+# card: open-math
+## Front
+$$ x
+## Back
+b
+
+# card: missing-image
+## Front
+![x](nope.png)
+## Back
+![y](fig:no-such-figure)
+
+# card: escape
+## Front
+![x](../../../etc/passwd)
+## Back
+b
+
+# card: unclosed-fence
+## Front
+q
+## Back
+```python
+x = 1
+"""
+
+
+
+def test_bad_input_fails_without_touching_the_previous_package(project):
+    good = run("build")
+    assert good.exit_code == 0
+    package = project / "dist/test.apkg"
+    before = package.read_bytes()
+    lock_before = (project / "cards/cards.lock.json").read_text("utf-8")
+
+    (project / "cards/bad.md").write_text(BAD_FILE, "utf-8")
+    (project / "cards/latin1.md").write_bytes("# card: x\n## Front\ncaf\xe9\n".encode("latin-1"))
+    (project / "cards/frontmatter.md").write_text("---\ndeck: [unclosed\n---\n", "utf-8")
+    result = run("build")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    found = problems_of(result)
+    expected = [
+        "cards/bad.md:5: card 'no-front' has an empty front (no '## Front' section)",
+        "cards/basics/formulas.md:7: duplicate card id 'softmax-def' (first used at cards/bad.md:9)",
+        "cards/bad.md:15: cloze card 'no-deletion' has no cloze deletion",
+        "cards/bad.md:20: display math '$$' is never closed",
+        "cards/bad.md:26: image 'nope.png' not found",
+        "cards/bad.md:28: unknown figure 'no-such-figure'",
+        "cards/bad.md:32: image '../../../etc/passwd' is outside the project",
+        "cards/bad.md:40: code fence ``` is never closed",
+        "cards/frontmatter.md:2: bad front matter",
+        "cards/latin1.md:3: not valid UTF-8",
+    ]
+    for message in expected:
+        assert any(line.startswith(message) for line in found), (message, found)
+    assert result.output.strip().endswith("nothing was written.")
+    assert package.read_bytes() == before
+    assert (project / "cards/cards.lock.json").read_text("utf-8") == lock_before
+
+    assert run("check").exit_code == 1
+
+
+def test_raw_script_is_refused(project):
+    (project / "cards/x.md").write_text("# card: s\n## Front\n<script>alert(1)</script>\n## Back\nb\n", "utf-8")
+    result = run("check")
+    assert result.exit_code == 1
+    assert "cards/x.md:3: raw <script> is not allowed in cards" in result.output
+
+
+@pytest.mark.parametrize("text, message", [
+    ("# card: a b\n## Front\nq\n## Back\nb\n", "cards/x.md:1: bad card id 'a b'"),
+    ("# card:\n## Front\nq\n## Back\nb\n", "cards/x.md:1: missing card id"),
+    ("# card: e\n## Front\n\n## Back\nb\n", "cards/x.md:2: card 'e' has an empty front"),
+    ("# card: e\n## Front\nq\n## Back\n   \n", "cards/x.md:4: card 'e' has an empty back"),
+    ("# card: e\n## Front\nq {{c1::x}}\n## Back\nb\n", "cards/x.md:3: cloze marker in basic card 'e'"),
+    ("# cloze: e\n{{c0::x}}\n", "cards/x.md:2: cloze numbers start at 1"),
+    ("# card: e\n## Question\nq\n", "cards/x.md:2: unknown section '## Question'"),
+    ("# card: e\nguide: nope\n\n## Front\nq\n## Back\nb\n", "cards/x.md:1: unknown guide question 'nope'"),
+    ("# card: e\ncolour: red\n\n## Front\nq\n## Back\nb\n", "cards/x.md:2: unknown card key 'colour'"),
+    ("# card: e\ntags: [a b]\n\n## Front\nq\n## Back\nb\n", "cards/x.md:2: bad tag 'a b'"),
+    ("stray text\n# card: e\n## Front\nq\n## Back\nb\n", "cards/x.md:1: text outside a card"),
+    ("# Heading\n", "cards/x.md:1: a level-1 heading must be"),
+    ("---\nfoo: 1\n---\n", "cards/x.md:2: unknown front matter key 'foo'"),
+    ("---\n- a\n---\n", "cards/x.md:1: front matter must be a YAML mapping"),
+    ("---\ndeck: A\n", "cards/x.md:1: front matter opened with '---' is never closed"),
+    ("# card: e\n## Front\n```pyhton\nx\n```\n## Back\nb\n", "cards/x.md:3: unknown code language 'pyhton'"),
+])
+def test_each_bad_input(project, text, message):
+    (project / "cards/x.md").write_text(text, "utf-8")
+    result = run("check")
+    assert result.exit_code == 1
+    assert any(line.startswith(message) for line in problems_of(result)), result.output
+
+
+def test_new_scaffolds_a_card_with_a_fresh_id_that_builds(project):
+    target = project / "cards/basics/new-topic.md"
+    first = run("new", str(target))
+    second = run("new", "--cloze", str(target))
+    assert first.exit_code == 0 and second.exit_code == 0
+    ids = re.findall(r"^# (?:card|cloze): (\S+)$", target.read_text("utf-8"), re.M)
+    assert len(ids) == 2 and len(set(ids)) == 2 and all(i.startswith("new-topic-") for i in ids)
+    assert f"at {target.as_posix()}:1" in first.output
+    # The scaffold is a valid card once filled in; as written, its placeholders are not empty.
+    assert run("check").exit_code == 0
+    taken = run("new", "--id", ids[0], str(target))
+    assert taken.exit_code == 1 and "already used" in taken.output
+
+
+def test_stats_reports_decks_tags_and_guide_coverage(project):
+    result = run("stats")
+    assert result.exit_code == 0
+    assert "4 notes" in result.output
+    assert "Guide coverage: 2/2 questions" in result.output
+    data = json.loads(run("stats", "--json").output)
+    assert data["guide"]["q1"]["cards"] == ["softmax-def", "plot-card"]
+    assert data["decks"] == {"Test::Formulas": 3, "Test::basics": 1}
+
+
+def test_stats_lists_uncovered_questions(project):
+    guide = project / "cards/guide.yaml"
+    guide.write_text(guide.read_text("utf-8") + '- {id: "q3", question: "Uncovered?"}\n', "utf-8")
+    result = run("stats")
+    assert "Guide coverage: 2/3 questions" in result.output and "Not covered: q3" in result.output

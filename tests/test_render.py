@@ -1,0 +1,98 @@
+"""Golden rendering tests: what reaches Anki for the math, code, cloze and image edge cases."""
+from __future__ import annotations
+
+import pytest
+
+from ankideck.render import Renderer, highlight
+
+
+@pytest.fixture(scope="module")
+def render():
+    renderer = Renderer()
+    return lambda text, cloze=False: renderer.render(text, cloze)
+
+
+@pytest.mark.parametrize("source, expected", [
+    # TeX reaches MathJax untouched: backslashes, _, *, braces; < and & escaped for HTML only.
+    (r"a $x_i^2 * y_j$ b", r'<p>a <span class="arithmatex">\(x_i^2 * y_j\)</span> b</p>'),
+    (r"$a<b & \{c\}$", r'<p><span class="arithmatex">\(a&lt;b &amp; \{c\}\)</span></p>'),
+    (r"$\frac{\partial L}{\partial z_i} = p_i - y_i$",
+     r'<p><span class="arithmatex">\(\frac{\partial L}{\partial z_i} = p_i - y_i\)</span></p>'),
+    ("$$\n\\sum_{i=1}^{n} x_i *y*\n$$", '<div class="arithmatex">\\[\n\\sum_{i=1}^{n} x_i *y*\n\\]</div>'),
+    (r"see $$\|w\|_2^2$$ here", r'<p>see <span class="arithmatex display">\[\|w\|_2^2\]</span> here</p>'),
+    (r"already \(x_1\) delimited", r'<p>already <span class="arithmatex">\(x_1\)</span> delimited</p>'),
+    # Not math: escaped dollars, prices, dollars in code.
+    (r"literal \$ sign", "<p>literal $ sign</p>"),
+    ("costs $5 and $10", "<p>costs $5 and $10</p>"),
+    ("`$x$` is code", "<p><code>$x$</code> is code</p>"),
+    ("_emph_ and $a_b_c$", '<p><em>emph</em> and <span class="arithmatex">\\(a_b_c\\)</span></p>'),
+])
+def test_math(render, source, expected):
+    assert render(source).html == expected
+
+
+def test_math_in_cloze_keeps_the_deletion_intact(render):
+    html = render(r"{{c1::$\frac{a}{b_{i}}$}} and {{c2::$\sqrt{x}$::root}}", cloze=True).html
+    # "}}" inside TeX would end the deletion early; Anki's manual: write "} }".
+    assert html == (r'<p>{{c1::<span class="arithmatex">\(\frac{a}{b_{i} }\)</span>}} and '
+                    r'{{c2::<span class="arithmatex">\(\sqrt{x}\)</span>::root}}</p>')
+    assert "}}" not in html.replace("</span>}}", "").replace("::root}}", "")
+
+
+def test_braces_in_basic_cards_are_left_alone(render):
+    assert r"b_{i}}" in render(r"$\frac{a}{b_{i}}$").html
+
+
+def test_code_is_highlighted_with_classes_not_inline_styles(render):
+    html = render("```python\ndef f(x):\n    return x  # $not math$\n```").html
+    assert html.startswith('<div class="codehilite"><pre><code class="language-python"><span class="k">def</span>')
+    assert '<span class="c1"># $not math$</span>' in html
+    assert "style=" not in html and "arithmatex" not in html
+
+
+def test_code_escapes_html(render):
+    html = render("```python\nif a < b and c & d: pass\n```").html
+    assert "&lt;" in html and "&amp;" in html and "< b" not in html
+
+
+def test_cloze_markers_inside_code_survive_highlighting(render):
+    html = render("```python\nreturn {{c1::x ** 2::square}} + 1\n```", cloze=True).html
+    assert ('{{c1::<span class="n">x</span> <span class="o">*</span><span class="o">*</span> '
+            '<span class="mi">2</span>::square}}') in html
+
+
+def test_cloze_marker_splitting_a_token_keeps_spans_balanced():
+    code, known = highlight("total = {{c1::soft}}max(z)", "python")
+    assert known
+    inside = code[code.index("{{c1::") + 6:code.index("}}")]
+    assert inside == '<span class="n">soft</span>'
+    assert code.count("<span") == code.count("</span>")
+
+
+def test_unknown_language_is_reported(render):
+    result = render("```pyhton\nx = 1\n```")
+    assert result.problems == [("```pyhton", "unknown code language 'pyhton'")]
+
+
+def test_tables_and_lists(render):
+    html = render("| a | b |\n|---|---|\n| $x$ | 2 |\n\n- one\n- *two*").html
+    assert '<td><span class="arithmatex">\\(x\\)</span></td>' in html
+    assert "<ul>\n<li>one</li>\n<li><em>two</em></li>\n</ul>" in html
+
+
+def test_images_become_placeholders_and_figures_get_two_variants(render):
+    result = render("![a plot](img/my%20plot.png) and ![curve](fig:activations)")
+    assert result.refs == ["file:img/my plot.png", "fig:activations:light", "fig:activations:dark"]
+    assert result.html == ('<p><img alt="a plot" src="ankideck-media:0"> and <span class="figure">'
+                           '<img alt="curve" class="fig-light" src="ankideck-media:1">'
+                           '<img alt="curve" class="fig-dark" src="ankideck-media:2"></span></p>')
+
+
+@pytest.mark.parametrize("src", ["http://example.com/a.png", "https://x/y.png", "//cdn/x.png", "data:image/png;base64,AA"])
+def test_remote_images_are_refused(render, src):
+    assert render(f"![x]({src})").problems
+
+
+def test_render_is_reusable_and_independent(render):
+    render("![x](a.png)")
+    assert render("plain").refs == [] and render("plain").html == "<p>plain</p>"
