@@ -13,7 +13,6 @@ import html
 import json
 import os
 import pickle
-import shutil
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -23,9 +22,10 @@ from pathlib import Path
 
 from .config import Config, DeckInfo, load_deck_info
 from .errors import BuildError, Problem
-from .parse import Card, parse_file
+from .parse import Card, decode, parse_file, parse_text
 
-PARALLEL_THRESHOLD = 400   # below this many cards to render, worker start-up costs more than it saves
+PARALLEL_BYTES = 200_000   # below this much Markdown to compile, worker start-up costs more than it saves
+CACHE_FILE = "compiled.pickle"
 LOCK_VERSION = 1
 
 
@@ -77,18 +77,30 @@ def card_files(config: Config) -> list[Path]:
     return sorted(path for path in config.cards_dir.rglob("*.md") if path.is_file())
 
 
-def load_cards(config: Config, info: DeckInfo) -> tuple[list[Card], list[Problem]]:
-    """Parse every card file and check what spans files: unique ids, known guide questions."""
-    cards: list[Card] = []
-    problems: list[Problem] = []
+def _default_deck(config: Config, info: DeckInfo, path: Path) -> str:
+    """Without front matter, a file's deck is the root deck plus its folders under the cards folder."""
+    return "::".join((info.name, *path.parent.relative_to(config.cards_dir).parts))
+
+
+def _check_folder(config: Config) -> None:
     if not config.cards_dir.is_dir():
         raise BuildError([Problem(config.rel(config.cards_dir), 0, "cards folder not found")])
+
+
+def load_cards(config: Config, info: DeckInfo) -> tuple[list[Card], list[Problem]]:
+    """Parse every card file (no rendering) and run the checks that span files."""
+    _check_folder(config)
+    cards: list[Card] = []
+    problems: list[Problem] = []
     for path in card_files(config):
-        folders = path.parent.relative_to(config.cards_dir).parts
-        default_deck = "::".join((info.name, *folders))
-        file_cards, file_problems = parse_file(path, config.rel(path), default_deck)
+        file_cards, file_problems = parse_file(path, config.rel(path), _default_deck(config, info, path))
         cards.extend(file_cards)
         problems.extend(file_problems)
+    return cards, problems + _cross_file_problems(config, info, cards)
+
+
+def _cross_file_problems(config: Config, info: DeckInfo, cards: list[Card]) -> list[Problem]:
+    problems = []
     first_seen: dict[str, Card] = {}
     for card in cards:
         if card.id in first_seen:
@@ -99,7 +111,7 @@ def load_cards(config: Config, info: DeckInfo) -> tuple[list[Card], list[Problem
         if card.guide is not None and info.guide and card.guide not in info.guide:
             problems.append(Problem(card.path, card.line, f"unknown guide question '{card.guide}' "
                                                           f"(see {config.rel(config.guide_path)})"))
-    return cards, problems
+    return problems
 
 
 def gather(config: Config, now: int | None = None) -> Plan:
@@ -108,10 +120,10 @@ def gather(config: Config, now: int | None = None) -> Plan:
     from .render import PLACEHOLDER_RE
 
     info = load_deck_info(config)
-    cards, problems = load_cards(config, info)
-    cache_path = config.cache_dir / "render.pickle"
-    cache = _load_pickle(cache_path)
-    rendered, dirty = render_cards(cards, cache)
+    _check_folder(config)
+    cache = _load_pickle(config.cache_dir / CACHE_FILE)
+    cards, problems, rendered, dirty = compile_sources(config, info, cache)
+    problems += _cross_file_problems(config, info, cards)
 
     registry, registry_problem = _figure_registry(config, load_registry)
     if registry_problem:
@@ -124,7 +136,7 @@ def gather(config: Config, now: int | None = None) -> Plan:
     files: dict[str, Path] = {}
     file_names: dict[Path, str] = {}
     for card in cards:
-        sections = rendered[id(card)]
+        sections = rendered[card.id, card.path, card.line]
         note_media: list[tuple[str, str]] = []
         fields: dict[str, str] = {}
         for name, result in sections.items():
@@ -143,8 +155,8 @@ def gather(config: Config, now: int | None = None) -> Plan:
         fields["Id"] = card.id
         tags = sorted(set(card.tags) | ({f"guide::{card.guide}"} if card.guide else set()))
         hashed = {k: v for k, v in fields.items() if k != "Source"}  # a moved card is not a changed card
-        content_hash = hashlib.sha256(json.dumps([card.kind, hashed, tags], ensure_ascii=False,
-                                                 sort_keys=True).encode()).hexdigest()[:20]
+        content_hash = hashlib.sha256("\0".join([card.kind, *hashed, *hashed.values(), *tags]).encode()
+                                      ).hexdigest()[:20]
         notes.append(Note(card, fields, tags, content_hash, media=note_media))
     if problems:
         raise BuildError(problems)
@@ -232,49 +244,59 @@ def content_name(stem: str, path: Path) -> str:
 _renderer = None
 
 
-def _render_job(job):
-    """Render one card's sections (in a worker process or in-process). The converter is built once per process."""
+def compile_file(job: tuple[str, str, bytes]) -> tuple[list[Card], list[Problem], list[dict]]:
+    """Parse one card file and render every card's sections (in a worker process or in-process).
+
+    A pure function of the file's bytes, its path and its default deck: the build caches its result by those.
+    """
     global _renderer
+    where, default_deck, data = job
+    text, problems = decode(data, where)
+    if text is None:
+        return [], problems, []
+    cards, parse_problems = parse_text(text, where, default_deck)
     if _renderer is None:
         from .render import Renderer
-        _renderer = Renderer()
-    cloze, sections = job
-    return {name: _renderer.render(text, cloze) for name, text in sections.items()}
+        _renderer = Renderer()  # built once per process: building the converter is the expensive part
+    rendered = [{name: _renderer.render(section.text, card.kind == "cloze") for name, section in card.sections.items()}
+                for card in cards]
+    return cards, problems + parse_problems, rendered
 
 
-def render_cards(cards: list[Card], cache: dict) -> tuple[dict[int, dict], bool]:
-    """Render every card's sections, reusing cached results keyed by source text and renderer version."""
+def compile_sources(config: Config, info: DeckInfo, cache: dict):
+    """Every card file, parsed and rendered, reusing the cache for files whose bytes have not changed.
+
+    Returns (cards, problems, {(id, path, line): {section: Rendered}}, whether the cache changed).
+    """
     from .render import renderer_version
 
-    salt = renderer_version()
-    keys, jobs, rendered = {}, {}, {}
-    for card in cards:
-        sections = {name: section.text for name, section in card.sections.items()}
-        key = hashlib.sha256(json.dumps([salt, card.kind, sections], ensure_ascii=False,
-                                        sort_keys=True).encode()).hexdigest()
-        keys[id(card)] = key
-        if key in cache:
-            rendered[id(card)] = cache[key]
-        elif key not in jobs:
-            jobs[key] = (card.kind == "cloze", sections)
-    if jobs:
-        todo = list(jobs.items())
-        payload = [job for _, job in todo]
-        workers = min(os.cpu_count() or 1, 8)
-        if len(todo) >= PARALLEL_THRESHOLD and workers > 1:
+    salt = renderer_version().encode()
+    jobs, keys = [], []
+    for path in card_files(config):
+        job = (config.rel(path), _default_deck(config, info, path), path.read_bytes())
+        keys.append(hashlib.sha256(b"\0".join((salt, job[0].encode(), job[1].encode(), job[2]))).hexdigest())
+        jobs.append(job)
+    todo = [i for i, key in enumerate(keys) if key not in cache]
+    if todo:
+        workers = min(os.cpu_count() or 1, len(todo))
+        if sum(len(jobs[i][2]) for i in todo) >= PARALLEL_BYTES and workers > 1:
             with ProcessPoolExecutor(workers) as pool:
-                results = list(pool.map(_render_job, payload, chunksize=max(1, len(todo) // (workers * 4))))
+                results = list(pool.map(compile_file, [jobs[i] for i in todo]))
         else:
-            results = [_render_job(job) for job in payload]
-        for (key, _), result in zip(todo, results):
-            cache[key] = result
-    for card in cards:
-        rendered[id(card)] = cache[keys[id(card)]]
-    used = set(keys.values())
-    dirty = bool(jobs) or len(cache) != len(used)
-    for stale in set(cache) - used:
-        del cache[stale]
-    return rendered, dirty
+            results = [compile_file(jobs[i]) for i in todo]
+        for i, result in zip(todo, results):
+            cache[keys[i]] = result
+    cards, problems, rendered = [], [], {}
+    for key in keys:
+        file_cards, file_problems, file_rendered = cache[key]
+        cards.extend(file_cards)
+        problems.extend(file_problems)
+        for card, sections in zip(file_cards, file_rendered):
+            rendered[card.id, card.path, card.line] = sections
+    stale = set(cache) - set(keys)
+    for key in stale:
+        del cache[key]
+    return cards, problems, rendered, bool(todo or stale)
 
 
 # --- write ---------------------------------------------------------------------------------------------------------
@@ -282,17 +304,17 @@ def render_cards(cards: list[Card], cache: dict) -> tuple[dict[int, dict], bool]
 def build(config: Config, now: int | None = None, progress: bool = True) -> Result:
     started = time.perf_counter()
     plan = gather(config, now)
-    media = _stage_media(plan, progress)
+    media = _collect_media(plan, progress)
     out = _write_package(plan, media)
     _write_lock(config, plan.lock)
     if plan.render_cache_dirty:
-        _write_pickle(config.cache_dir / "render.pickle", plan.render_cache)
+        _write_pickle(config.cache_dir / CACHE_FILE, plan.render_cache)
     card_count = sum(_card_count(note) for note in plan.notes)
     return Result(plan, out, len(media), card_count, time.perf_counter() - started)
 
 
-def _stage_media(plan: Plan, progress: bool) -> dict[str, Path]:
-    """Render the figures the cards use and give every media file its content-hash name (in the cache folder)."""
+def _collect_media(plan: Plan, progress: bool) -> dict[str, Path]:
+    """Media name (content hash) -> file, rendering the figures the cards use where the cache lacks them."""
     media: dict[str, Path] = dict(plan.files)
     if plan.figures:
         from .figures import ensure_rendered, load_registry
@@ -303,18 +325,7 @@ def _stage_media(plan: Plan, progress: bool) -> dict[str, Path]:
                                config.cache_dir / "figures", progress=progress)
         for (name, variant), path in pngs.items():
             media[figure_media_name(config, registry, name, variant)] = path
-    # genanki names each media file by its basename: stage copies under the content-hash names.
-    staged: dict[str, Path] = {}
-    stage = plan.config.cache_dir / "media"
-    stage.mkdir(parents=True, exist_ok=True)
-    for name, source in media.items():
-        target = stage / name
-        if not target.exists():
-            tmp = target.with_suffix(target.suffix + ".tmp")
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
-        staged[name] = target
-    return staged
+    return media
 
 
 def _card_count(note: Note) -> int:
@@ -355,13 +366,36 @@ def _write_package(plan: Plan, media: dict[str, Path]) -> Path:
     out = plan.config.out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    package = genanki.Package(list(decks.values()), media_files=[str(path) for path in media.values()])
+    package = genanki.Package(list(decks.values()))
     try:
-        package.write_to_file(str(tmp), timestamp=max((note.mod for note in plan.notes), default=0))
-        os.replace(tmp, out)
+        _write_apkg(package, media, tmp, timestamp=max((note.mod for note in plan.notes), default=0))
+        os.replace(tmp, out)  # only a complete package replaces the previous one
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def _write_apkg(package, media: dict[str, Path], path: Path, timestamp: int) -> None:
+    """genanki's Package.write_to_file, with a throw-away database that skips journaling and fsync (3x faster on
+    large decks) and media stored under the names given here rather than the files' basenames."""
+    import itertools
+    import sqlite3
+    import tempfile
+    import zipfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        database = Path(scratch) / "collection.anki2"
+        connection = sqlite3.connect(database)
+        connection.execute("PRAGMA journal_mode = OFF")
+        connection.execute("PRAGMA synchronous = OFF")
+        package.write_to_db(connection.cursor(), timestamp, itertools.count(int(timestamp * 1000)))
+        connection.commit()
+        connection.close()
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+            archive.write(database, "collection.anki2")
+            archive.writestr("media", json.dumps({str(i): name for i, name in enumerate(media)}))
+            for i, source in enumerate(media.values()):
+                archive.write(source, str(i), compress_type=zipfile.ZIP_STORED)  # images are compressed already
 
 
 def deck_id(name: str) -> int:

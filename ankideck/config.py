@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from .errors import BuildError, Problem
+from .parse import load_yaml
 
 DECK_FILE = "deck.yaml"         # in the cards folder: the root deck's name and description
 GUIDE_FILE = "guide.yaml"       # in the cards folder, optional: the questions cards can point at
@@ -98,7 +99,7 @@ def _load_yaml(config: Config, path: Path, kind: type, problems: list[Problem]):
         return None
     where = config.rel(path)
     try:
-        data = yaml.safe_load(path.read_text("utf-8"))
+        data = load_yaml(path.read_text("utf-8"))
     except UnicodeDecodeError:
         problems.append(Problem(where, 1, "not valid UTF-8"))
         return None

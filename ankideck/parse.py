@@ -24,6 +24,8 @@ CLOZE_RE = re.compile(r"\{\{c(\d+)::")
 SCRIPT_RE = re.compile(r"<\s*script\b", re.IGNORECASE)
 DISPLAY_DOLLARS_RE = re.compile(r"(?<!\\)\$\$")
 INLINE_CODE_RE = re.compile(r"(`+).+?\1")
+# libyaml's loader when PyYAML was built with it: about 20 times faster on thousands of small metadata blocks.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 FILE_KEYS = {"deck", "tags", "guide"}
 CARD_KEYS = {"tags", "guide"}
@@ -63,6 +65,10 @@ class Card:
             if index >= 0:
                 return section.line + section.text.count("\n", 0, index)
         return self.line
+
+
+def load_yaml(text: str):
+    return yaml.load(text, Loader=YAML_LOADER)
 
 
 def decode(data: bytes, where: str) -> tuple[str | None, list[Problem]]:
@@ -217,10 +223,11 @@ def _front_matter(lines: list[str], problem) -> tuple[dict, int]:
         problem(1, "front matter opened with '---' is never closed")
         return {}, len(lines)
     try:
-        meta = yaml.safe_load("\n".join(lines[1:end])) or {}
+        meta = load_yaml("\n".join(lines[1:end])) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        problem(2 + (mark.line if mark else 0), f"bad front matter: {getattr(e, 'problem', None) or e}")
+        # libyaml marks an unclosed construct at the end of the input: keep the line inside the block.
+        problem(min(2 + (mark.line if mark else 0), end), f"bad front matter: {getattr(e, 'problem', None) or e}")
         return {}, end + 1
     if not isinstance(meta, dict):
         problem(1, "front matter must be a YAML mapping (key: value lines)")
@@ -234,10 +241,11 @@ def _front_matter(lines: list[str], problem) -> tuple[dict, int]:
 def _card_meta(card: Card, meta_lines: list[tuple[int, str]], problem, file_guide) -> None:
     first = meta_lines[0][0]
     try:
-        meta = yaml.safe_load("\n".join(line for _, line in meta_lines)) or {}
+        meta = load_yaml("\n".join(line for _, line in meta_lines)) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        problem(first + (mark.line if mark else 0), f"bad card metadata: {getattr(e, 'problem', None) or e}")
+        problem(min(first + (mark.line if mark else 0), meta_lines[-1][0]),
+                f"bad card metadata: {getattr(e, 'problem', None) or e}")
         return
     for number, line in meta_lines:
         key = META_RE.match(line).group(1)

@@ -154,6 +154,43 @@ class FencedCodePreprocessor(Preprocessor):
 
 # --- math ---------------------------------------------------------------------------------------------------------
 
+class DisplayMathPreprocessor(Preprocessor):
+    """``$$`` blocks -> ``\\[...\\]`` in the stash, whether or not blank lines surround them.
+
+    Python-Markdown's block parser only sees blocks between blank lines, so two display formulas on consecutive
+    lines, or one glued to a paragraph, would otherwise merge into one broken formula.
+    """
+
+    def __init__(self, md, renderer: "Renderer"):
+        super().__init__(md)
+        self.renderer = renderer
+
+    def run(self, lines: list[str]) -> list[str]:
+        out: list[str] = []
+        index = 0
+        while index < len(lines):
+            stripped = lines[index].strip()
+            one_line = len(stripped) > 4 and stripped.endswith("$$") and stripped.count("$$") == 2
+            opener = stripped.startswith("$$") and "$$" not in stripped[2:]
+            if lines[index].startswith("    ") or not (one_line or opener):
+                out.append(lines[index])  # not a display block: prose, or $$..$$ inside a line (inline pattern)
+                index += 1
+                continue
+            end = index
+            if opener:
+                end = next((i for i in range(index + 1, len(lines)) if lines[i].rstrip().endswith("$$")), None)
+                if end is None:  # never closed: the parser reports it; leave the text as it is
+                    return out + lines[index:]
+            tex = "\n".join([stripped[2:], *lines[index + 1:end + 1]] if end > index else [stripped[2:]])
+            tex = tex.rstrip()[:-2].strip()
+            if self.renderer.cloze:
+                tex = CLOSE_BRACES_RE.sub("} ", tex)
+            block = f'<div class="arithmatex">\\[{html.escape(tex, quote=False)}\\]</div>'
+            out.extend(["", self.md.htmlStash.store(block), ""])
+            index = end + 1
+        return out
+
+
 class InlineDisplayMathProcessor(InlineProcessor):
     """``$$...$$`` in the middle of a line: display math, as ``\\[...\\]`` (arithmatex only knows it as a block)."""
 
@@ -221,6 +258,7 @@ class CardExtension(Extension):
 
     def extendMarkdown(self, md):
         md.preprocessors.register(FencedCodePreprocessor(md, self.renderer), "ankideck-fenced-code", 30)
+        md.preprocessors.register(DisplayMathPreprocessor(md, self.renderer), "ankideck-display-math", 29)
         md.inlinePatterns.register(
             InlineDisplayMathProcessor(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$", md), "ankideck-inline-display-math", 189.95)
         # After the inline patterns (priority 20) have produced the math and image elements.
@@ -237,7 +275,9 @@ class Renderer:
         self.problems: list[tuple[str, str]] = []
         self.md = markdown.Markdown(
             extensions=["tables", "sane_lists", "pymdownx.arithmatex", CardExtension(self)],
-            extension_configs={"pymdownx.arithmatex": {"generic": True, "smart_dollar": True}},
+            extension_configs={"pymdownx.arithmatex": {
+                # $$ blocks are ours (DisplayMathPreprocessor); arithmatex keeps \\[..\\], \\begin{..} and inline.
+                "generic": True, "smart_dollar": True, "block_syntax": ["square", "begin"]}},
             output_format="html",
         )
 

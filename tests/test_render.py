@@ -18,7 +18,11 @@ def render():
     (r"$a<b & \{c\}$", r'<p><span class="arithmatex">\(a&lt;b &amp; \{c\}\)</span></p>'),
     (r"$\frac{\partial L}{\partial z_i} = p_i - y_i$",
      r'<p><span class="arithmatex">\(\frac{\partial L}{\partial z_i} = p_i - y_i\)</span></p>'),
-    ("$$\n\\sum_{i=1}^{n} x_i *y*\n$$", '<div class="arithmatex">\\[\n\\sum_{i=1}^{n} x_i *y*\n\\]</div>'),
+    ("$$\n\\sum_{i=1}^{n} x_i *y*\n$$", '<div class="arithmatex">\\[\\sum_{i=1}^{n} x_i *y*\\]</div>'),
+    # Display blocks need no blank lines around them: consecutive formulas stay separate.
+    ("$$a_1$$\n$$b<c$$\ntext\n$$\nx\n$$\nafter",
+     '<div class="arithmatex">\\[a_1\\]</div>\n<div class="arithmatex">\\[b&lt;c\\]</div>\n<p>text</p>\n'
+     '<div class="arithmatex">\\[x\\]</div>\n<p>after</p>'),
     (r"see $$\|w\|_2^2$$ here", r'<p>see <span class="arithmatex display">\[\|w\|_2^2\]</span> here</p>'),
     (r"already \(x_1\) delimited", r'<p>already <span class="arithmatex">\(x_1\)</span> delimited</p>'),
     # Not math: escaped dollars, prices, dollars in code.
@@ -37,6 +41,10 @@ def test_math_in_cloze_keeps_the_deletion_intact(render):
     assert html == (r'<p>{{c1::<span class="arithmatex">\(\frac{a}{b_{i} }\)</span>}} and '
                     r'{{c2::<span class="arithmatex">\(\sqrt{x}\)</span>::root}}</p>')
     assert "}}" not in html.replace("</span>}}", "").replace("::root}}", "")
+
+
+def test_display_math_in_cloze_notes_splits_double_braces(render):
+    assert render("$$\n\\frac{a}{b_{i}}\n$$", cloze=True).html == '<div class="arithmatex">\\[\\frac{a}{b_{i} }\\]</div>'
 
 
 def test_braces_in_basic_cards_are_left_alone(render):
