@@ -1,0 +1,311 @@
+"""Checks for the code cards of guide section 2.1 (公式理解类).
+
+Each check compares a card's NumPy snippet with an independent reference: plain Python loops with the ``math``
+module, brute-force enumeration, finite differences or known identities.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from tests.code_checks import check
+
+
+def _softmax_loop(row):
+    """Reference softmax of one 1-D row with Python floats (moderate values only)."""
+    exps = [math.exp(v) for v in row]
+    total = math.fsum(exps)
+    return [e / total for e in exps]
+
+
+def _lse_loop(row):
+    m = max(row)
+    return m + math.log(math.fsum(math.exp(v - m) for v in row))
+
+
+def _numgrad(f, x, h=1e-6):
+    """Central finite differences of a scalar function f at array x."""
+    x = np.array(x, dtype=float)
+    g = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]
+        x[idx] = old + h
+        fp = f(x)
+        x[idx] = old - h
+        fm = f(x)
+        x[idx] = old
+        g[idx] = (fp - fm) / (2 * h)
+    return g
+
+
+# ---------------------------------------------------------------- 2.1.1 softmax
+
+@check("softmax-code")
+def _softmax(ns):
+    softmax, logsumexp, log_softmax = ns["softmax"], ns["logsumexp"], ns["log_softmax"]
+    rng = np.random.default_rng(0)
+    z = rng.normal(scale=3.0, size=(6, 7))
+    ref_p = np.array([_softmax_loop(r) for r in z])
+    ref_lse = np.array([_lse_loop(r) for r in z])
+    np.testing.assert_allclose(softmax(z), ref_p, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(logsumexp(z), ref_lse, rtol=1e-12)
+    np.testing.assert_allclose(log_softmax(z), np.log(ref_p), rtol=1e-10, atol=1e-12)
+    # a 1-D input works too
+    np.testing.assert_allclose(softmax(z[0]), ref_p[0], rtol=1e-12)
+    np.testing.assert_allclose(logsumexp(z[0]), ref_lse[0], rtol=1e-12)
+    # huge logits: no overflow, shift invariance, identities stay exact
+    big = z * 100 + 1000.0
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        p_big = softmax(big)
+        lse_big = logsumexp(big)
+        lsm_big = log_softmax(big)
+    assert np.all(np.isfinite(p_big)) and np.all(np.isfinite(lse_big)) and np.all(np.isfinite(lsm_big))
+    np.testing.assert_allclose(p_big.sum(axis=-1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(softmax(z + 500.0), softmax(z), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(logsumexp(z + 500.0), logsumexp(z) + 500.0, rtol=1e-12)
+    np.testing.assert_allclose(lsm_big, big - lse_big[:, None], rtol=1e-12, atol=1e-9)
+    # very negative log-probabilities stay finite (np.log(softmax) would give -inf)
+    assert np.all(np.isfinite(log_softmax(np.array([0.0, -1000.0]))))
+    np.testing.assert_allclose(log_softmax(np.array([0.0, -1000.0]))[1], -1000.0, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- 2.1.2 BatchNorm
+
+def _bn_reference(x, gamma, beta, mean0, var0, momentum, eps):
+    """Per-channel loop with the PyTorch conventions."""
+    C = x.shape[1]
+    y = np.empty_like(x)
+    new_mean, new_var = mean0.copy(), var0.copy()
+    for c in range(C):
+        v = np.moveaxis(x, 1, 0)[c].ravel().tolist()
+        n = len(v)
+        mu = math.fsum(v) / n
+        var = math.fsum((a - mu) ** 2 for a in v) / n
+        new_mean[c] = (1 - momentum) * mean0[c] + momentum * mu
+        new_var[c] = (1 - momentum) * var0[c] + momentum * var * n / (n - 1)
+        y[:, c] = gamma[c] * (x[:, c] - mu) / math.sqrt(var + eps) + beta[c]
+    return y, new_mean, new_var
+
+
+@check("bn-code")
+def _batchnorm(ns):
+    bn = ns["batchnorm"]
+    rng = np.random.default_rng(1)
+    for shape in [(16, 5), (4, 3, 6, 5)]:
+        C = shape[1]
+        x = rng.normal(loc=2.0, scale=3.0, size=shape)
+        gamma = rng.uniform(0.5, 2.0, size=C)
+        beta = rng.normal(size=C)
+        mean0, var0 = rng.normal(size=C), rng.uniform(0.5, 2.0, size=C)
+        state = {"mean": mean0.copy(), "var": var0.copy()}
+        y = bn(x, gamma, beta, state, training=True, momentum=0.1, eps=1e-5)
+        y_ref, m_ref, v_ref = _bn_reference(x, gamma, beta, mean0, var0, 0.1, 1e-5)
+        assert y.shape == x.shape
+        np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(state["mean"], m_ref, rtol=1e-12)
+        np.testing.assert_allclose(state["var"], v_ref, rtol=1e-12)
+        # with gamma = 1, beta = 0 each channel of the output has mean 0 and (nearly) unit variance
+        y01 = bn(x, np.ones(C), np.zeros(C), {"mean": np.zeros(C), "var": np.ones(C)}, training=True)
+        axes = (0,) + tuple(range(2, x.ndim))
+        np.testing.assert_allclose(y01.mean(axis=axes), 0.0, atol=1e-12)
+        np.testing.assert_allclose(y01.var(axis=axes), 1.0, rtol=1e-4)
+        # inference: uses the running statistics, leaves them unchanged, and is a per-channel affine map
+        frozen = {"mean": state["mean"].copy(), "var": state["var"].copy()}
+        x2 = rng.normal(size=shape)
+        y_inf = bn(x2, gamma, beta, frozen, training=False, eps=1e-5)
+        np.testing.assert_array_equal(frozen["mean"], state["mean"])
+        np.testing.assert_array_equal(frozen["var"], state["var"])
+        scale = gamma / np.sqrt(state["var"] + 1e-5)
+        shift = beta - scale * state["mean"]
+        bshape = (1, C) + (1,) * (x.ndim - 2)
+        np.testing.assert_allclose(y_inf, x2 * scale.reshape(bshape) + shift.reshape(bshape), rtol=1e-10,
+                                   atol=1e-12)
+        # inference on a single sample gives the same result as in the batch
+        np.testing.assert_allclose(bn(x2[:1], gamma, beta, frozen, training=False, eps=1e-5), y_inf[:1],
+                                   rtol=1e-12)
+    # running statistics converge to the population statistics (unbiased variance)
+    C = 3
+    state = {"mean": np.zeros(C), "var": np.ones(C)}
+    mu, sd = np.array([1.0, -2.0, 0.5]), np.array([2.0, 0.5, 1.0])
+    for _ in range(400):
+        bn(rng.normal(size=(64, C)) * sd + mu, np.ones(C), np.zeros(C), state, training=True)
+    np.testing.assert_allclose(state["mean"], mu, atol=0.1)
+    np.testing.assert_allclose(state["var"], sd ** 2, rtol=0.15)
+
+
+# ---------------------------------------------------------------- 2.1.4 cross-entropy
+
+@check("ce-code")
+def _cross_entropy(ns):
+    ce = ns["cross_entropy"]
+    rng = np.random.default_rng(2)
+    N, K = 8, 5
+    logits = rng.normal(scale=2.0, size=(N, K))
+    y = rng.integers(0, K, size=N)
+    ref = math.fsum(-math.log(_softmax_loop(logits[n])[y[n]]) for n in range(N)) / N
+    np.testing.assert_allclose(ce(logits, y), ref, rtol=1e-12)
+    # the one-hot distribution gives the same loss as the class indices
+    np.testing.assert_allclose(ce(logits, np.eye(K)[y]), ref, rtol=1e-12)
+    # soft labels
+    q = rng.dirichlet(np.ones(K), size=N)
+    ref_soft = math.fsum(-math.fsum(q[n, k] * math.log(_softmax_loop(logits[n])[k]) for k in range(K))
+                         for n in range(N)) / N
+    np.testing.assert_allclose(ce(logits, q), ref_soft, rtol=1e-12)
+    # identity H(q, p) = H(q) + KL(q || p) >= H(q)
+    entropy = -(q * np.log(q)).sum(axis=1).mean()
+    assert ce(logits, q) >= entropy
+    # gradient with respect to the logits is (p - y) / N
+    p = np.array([_softmax_loop(r) for r in logits])
+    np.testing.assert_allclose(_numgrad(lambda z: ce(z, y), logits), (p - np.eye(K)[y]) / N, atol=1e-7)
+    np.testing.assert_allclose(_numgrad(lambda z: ce(z, q), logits), (p - q) / N, atol=1e-7)
+    # huge logits stay finite: the correct class far below the others costs about the gap
+    z = np.array([[1000.0, 0.0, -1000.0]])
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        loss = ce(z, np.array([2]))
+    np.testing.assert_allclose(loss, 2000.0, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- 2.1.6 distillation
+
+def _kd_reference(s, t, y, T, alpha):
+    N, K = s.shape
+    total = []
+    for n in range(N):
+        ps = _softmax_loop(s[n] / T)
+        pt = _softmax_loop(t[n] / T)
+        kl = math.fsum(pt[k] * math.log(pt[k] / ps[k]) for k in range(K))
+        hard = -math.log(_softmax_loop(s[n])[y[n]])
+        total.append(alpha * T * T * kl + (1 - alpha) * hard)
+    return math.fsum(total) / N
+
+
+@check("kd-code")
+def _distillation(ns):
+    kd = ns["kd_loss"]
+    rng = np.random.default_rng(3)
+    N, K = 6, 10
+    s = rng.normal(scale=2.0, size=(N, K))
+    t = rng.normal(scale=3.0, size=(N, K))
+    y = rng.integers(0, K, size=N)
+    for T, alpha in [(1.0, 0.5), (4.0, 0.9), (10.0, 0.3)]:
+        np.testing.assert_allclose(kd(s, t, y, T=T, alpha=alpha), _kd_reference(s, t, y, T, alpha), rtol=1e-10)
+    # alpha = 0 is plain cross-entropy with the labels
+    ce = math.fsum(-math.log(_softmax_loop(s[n])[y[n]]) for n in range(N)) / N
+    np.testing.assert_allclose(kd(s, t, y, T=3.0, alpha=0.0), ce, rtol=1e-12)
+    # the soft term vanishes when the student copies the teacher, and is positive otherwise
+    np.testing.assert_allclose(kd(t, t, y, T=5.0, alpha=1.0), 0.0, atol=1e-12)
+    assert kd(s, t, y, T=5.0, alpha=1.0) > 0
+    # what T^2 is for: the soft-term gradient equals T (p_s - p_t) / N, and at high temperature tends to
+    # (z_s - z_t) / (K N) for zero-mean logits, independent of T
+    sc = s - s.mean(axis=1, keepdims=True)
+    tc = t - t.mean(axis=1, keepdims=True)
+    for T in [2.0, 50.0]:
+        g = _numgrad(lambda z: kd(z, tc, y, T=T, alpha=1.0), sc, h=1e-5)
+        ps = np.array([_softmax_loop(r / T) for r in sc])
+        pt = np.array([_softmax_loop(r / T) for r in tc])
+        np.testing.assert_allclose(g, T * (ps - pt) / N, atol=1e-7)
+    target = (sc - tc) / (K * N)
+    g_hot = _numgrad(lambda z: kd(z, tc, y, T=200.0, alpha=1.0), sc, h=1e-4)
+    assert np.linalg.norm(g_hot - target) < 0.02 * np.linalg.norm(target)
+
+
+# ---------------------------------------------------------------- 2.1.7 CRF
+
+def _crf_instance(seed, n=5, K=4):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, K)), rng.normal(size=(K, K)), rng.normal(size=K), rng.normal(size=K),
+            rng.integers(0, K, size=n))
+
+
+def _path_score(E, A, start, end, path):
+    s = start[path[0]] + end[path[-1]]
+    s += math.fsum(E[i, k] for i, k in enumerate(path))
+    s += math.fsum(A[path[i - 1], path[i]] for i in range(1, len(path)))
+    return s
+
+
+@check("crf-nll-code")
+def _crf_nll(ns):
+    crf_nll = ns["crf_nll"]
+    for seed, (n, K) in enumerate([(5, 4), (1, 3), (2, 5), (6, 3)]):
+        E, A, start, end, y = _crf_instance(10 + seed, n, K)
+        scores = [_path_score(E, A, start, end, p) for p in itertools.product(range(K), repeat=n)]
+        log_z = _lse_loop(scores)
+        ref = log_z - _path_score(E, A, start, end, list(y))
+        np.testing.assert_allclose(crf_nll(E, A, start, end, y), ref, rtol=1e-10, atol=1e-12)
+    # the probabilities of all paths sum to 1
+    E, A, start, end, _ = _crf_instance(20, 4, 3)
+    total = math.fsum(math.exp(-crf_nll(E, A, start, end, np.array(p)))
+                      for p in itertools.product(range(3), repeat=4))
+    np.testing.assert_allclose(total, 1.0, rtol=1e-10)
+    # large scores do not overflow (log space)
+    E, A, start, end, y = _crf_instance(21, 6, 4)
+    with np.errstate(over="raise"):
+        big = crf_nll(E * 500, A * 500, start * 500, end * 500, y)
+    assert np.isfinite(big) and big >= -1e-9
+
+
+@check("crf-viterbi-code")
+def _crf_viterbi(ns):
+    viterbi = ns["viterbi"]
+    for seed, (n, K) in enumerate([(5, 4), (1, 3), (2, 5), (7, 3)]):
+        E, A, start, end, _ = _crf_instance(30 + seed, n, K)
+        paths = list(itertools.product(range(K), repeat=n))
+        scores = [_path_score(E, A, start, end, p) for p in paths]
+        best = int(np.argmax(scores))
+        path, score = viterbi(E, A, start, end)
+        assert len(path) == n
+        assert [int(k) for k in path] == list(paths[best])
+        np.testing.assert_allclose(score, scores[best], rtol=1e-10)
+        np.testing.assert_allclose(_path_score(E, A, start, end, path), scores[best], rtol=1e-10)
+
+
+# ---------------------------------------------------------------- 2.1.9 logistic regression
+
+@check("lr-code")
+def _logistic_regression(ns):
+    f = ns["lr_loss_grad"]
+    rng = np.random.default_rng(4)
+    N, d = 20, 4
+    X = rng.normal(size=(N, d))
+    y = rng.integers(0, 2, size=N).astype(float)
+    w, b = rng.normal(size=d), 0.3
+    loss, gw, gb = f(w, b, X, y)
+    ref = 0.0
+    for n in range(N):
+        p = 1.0 / (1.0 + math.exp(-(float(X[n] @ w) + b)))
+        ref -= y[n] * math.log(p) + (1 - y[n]) * math.log(1 - p)
+    np.testing.assert_allclose(loss, ref / N, rtol=1e-12)
+    np.testing.assert_allclose(gw, _numgrad(lambda v: f(v, b, X, y)[0], w), atol=1e-8)
+    np.testing.assert_allclose(gb, _numgrad(lambda v: f(w, v[0], X, y)[0], np.array([b]))[0], atol=1e-8)
+    # extreme logits: the loss stays finite and exact
+    with np.errstate(over="ignore"):
+        loss_big, gw_big, _ = f(np.array([1000.0]), 0.0, np.array([[1.0], [-1.0]]), np.array([0.0, 1.0]))
+    np.testing.assert_allclose(loss_big, 1000.0, rtol=1e-12)
+    np.testing.assert_allclose(gw_big, [1.0], rtol=1e-12)
+
+
+@check("lr-softmax-grad-code")
+def _softmax_regression(ns):
+    f = ns["softmax_reg_loss_grad"]
+    rng = np.random.default_rng(5)
+    N, d, K = 12, 4, 3
+    X = rng.normal(size=(N, d))
+    y = rng.integers(0, K, size=N)
+    W = rng.normal(size=(K, d))
+    loss, grad = f(W, X, y)
+    ref = math.fsum(-math.log(_softmax_loop(W @ X[n])[y[n]]) for n in range(N)) / N
+    np.testing.assert_allclose(loss, ref, rtol=1e-12)
+    assert grad.shape == W.shape
+    np.testing.assert_allclose(grad, _numgrad(lambda V: f(V, X, y)[0], W), atol=1e-8)
+    # the loop form of the same gradient: mean over samples of (p - y) x^T
+    outer = sum(np.outer(np.array(_softmax_loop(W @ X[n])) - np.eye(K)[y[n]], X[n]) for n in range(N)) / N
+    np.testing.assert_allclose(grad, outer, rtol=1e-10, atol=1e-12)
+    # K = 2 reduces to logistic regression on w = w_1 - w_0
+    W2 = rng.normal(size=(2, d))
+    _, g2 = f(W2, X, (y % 2))
+    p1 = 1.0 / (1.0 + np.exp(-(X @ (W2[1] - W2[0]))))
+    np.testing.assert_allclose(g2[1], X.T @ (p1 - (y % 2)) / N, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(g2[0], -g2[1], rtol=1e-10, atol=1e-12)
