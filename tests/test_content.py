@@ -1,0 +1,115 @@
+"""The real deck: coverage of the guide, size, and formulas that MathJax 3.2.2 (as Anki ships it) can typeset."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ankideck.builder import gather, stats
+from ankideck.config import load_config
+from tests.conftest import ROOT
+
+MATH_RE = re.compile(r"\\\((.*?)\\\)|\\\[(.*?)\\\]", re.S)
+MACRO_RE = re.compile(r"\\([A-Za-z]+)")
+ENV_RE = re.compile(r"\\(begin|end)\{([^}]*)\}")
+
+# Macros of MathJax 3's TeX input with the packages Anki loads (base, ams, boldsymbol, ...), restricted to what a
+# deck like this needs. A macro outside this list fails the test: add it here only after checking MathJax knows it.
+GREEK = """alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi pi varpi rho
+varrho sigma varsigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi
+Omega""".split()
+KNOWN_MACROS = set(GREEK) | set("""
+frac dfrac tfrac cfrac binom dbinom tbinom sqrt sum prod int iint oint lim limsup liminf max min sup inf arg argmax
+argmin log ln exp sin cos tan tanh sinh cosh sec det dim ker Pr deg gcd mod bmod pmod
+left right big Big bigg Bigg bigl bigr Bigl Bigr biggl biggr middle
+mathrm mathbf mathbb mathcal mathit mathsf mathtt mathfrak mathscr boldsymbol bm operatorname text textbf textit
+textrm texttt mbox hat tilde bar overline underline widehat widetilde vec dot ddot overbrace underbrace
+overrightarrow overleftarrow underset overset stackrel
+cdot cdots ldots dots vdots ddots times div pm mp ast star circ bullet odot oplus otimes oslash setminus
+le leq ge geq ne neq approx sim simeq cong equiv propto ll gg prec succ preceq succeq subset subseteq supset supseteq
+in notin ni cup cap vee wedge land lor lnot neg forall exists nexists emptyset varnothing infty partial nabla
+to gets mapsto rightarrow leftarrow Rightarrow Leftarrow Leftrightarrow leftrightarrow longrightarrow
+longleftarrow Longrightarrow iff implies uparrow downarrow
+mid parallel perp top bot angle triangle ell hbar Re Im aleph
+lVert rVert lvert rvert Vert vert lfloor rfloor lceil rceil langle rangle lbrace rbrace backslash
+quad qquad enspace thinspace negthinspace hspace vspace phantom hphantom vphantom displaystyle textstyle
+scriptstyle color boxed cancel
+begin end tag notag nonumber label limits nolimits substack
+""".split())
+KNOWN_ENVIRONMENTS = {"aligned", "align", "align*", "cases", "matrix", "pmatrix", "bmatrix", "vmatrix", "Vmatrix",
+                      "array", "gathered", "split", "smallmatrix", "equation", "equation*"}
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return gather(load_config(ROOT), now=0)
+
+
+def test_every_guide_question_has_cards():
+    data = stats(load_config(ROOT))
+    assert len(data["guide"]) == 35
+    uncovered = [qid for qid, entry in data["guide"].items() if not entry["cards"]]
+    assert uncovered == []
+    assert all(len(entry["cards"]) >= 3 for entry in data["guide"].values())
+
+
+def test_deck_size_and_structure(plan):
+    assert len(plan.notes) >= 150
+    decks = {note.card.deck for note in plan.notes}
+    assert {"AIGC面经::1 个人项目介绍", "AIGC面经::2 深度学习基础::2.1 公式理解类",
+            "AIGC面经::2 深度学习基础::2.2 模型训练通识", "AIGC面经::3 细分算法::3.1 NLP问题",
+            "AIGC面经::3 细分算法::3.2 Transformer细节", "AIGC面经::3 细分算法::3.3 大模型问题"} <= decks
+    assert sum(note.card.kind == "cloze" for note in plan.notes) >= 20
+    assert all(note.card.guide for note in plan.notes), "every card points at a guide question"
+
+
+def formulas(plan):
+    for note in plan.notes:
+        for field, html in note.fields.items():
+            for match in MATH_RE.finditer(html):
+                yield note.card, match.group(1) if match.group(1) is not None else match.group(2)
+
+
+def brace_problem(tex: str) -> str | None:
+    depth = 0
+    for token in re.findall(r"\\.|[{}]", tex.replace("\\\\", "")):
+        if token == "{":
+            depth += 1
+        elif token == "}":
+            depth -= 1
+            if depth < 0:
+                return "a '}' closes nothing"
+    return "unclosed '{'" if depth else None
+
+
+def test_formulas_are_well_formed_for_mathjax(plan):
+    problems = []
+    for card, tex in formulas(plan):
+        where = f"{card.source} ({card.id}): {tex[:60]!r}"
+        if problem := brace_problem(tex):
+            problems.append(f"{where}: {problem}")
+        stack = []
+        for kind, env in ENV_RE.findall(tex):
+            if env not in KNOWN_ENVIRONMENTS:
+                problems.append(f"{where}: unknown environment '{env}'")
+            if kind == "begin":
+                stack.append(env)
+            elif not stack or stack.pop() != env:
+                problems.append(f"{where}: \\end{{{env}}} does not match")
+        if stack:
+            problems.append(f"{where}: \\begin{{{stack[-1]}}} is never ended")
+        lefts, rights = len(re.findall(r"\\left\b", tex)), len(re.findall(r"\\right\b", tex))
+        if lefts != rights:
+            problems.append(f"{where}: {lefts} \\left but {rights} \\right")
+        for macro in set(MACRO_RE.findall(tex)) - KNOWN_MACROS:
+            problems.append(f"{where}: macro \\{macro} is not in the list MathJax is known to support")
+        if "$" in tex.replace("\\$", ""):
+            problems.append(f"{where}: a '$' inside math (nested delimiters?)")
+    assert problems == []
+
+
+def test_the_formula_checker_catches_bad_tex():
+    assert brace_problem(r"\frac{a}{b") == "unclosed '{'"
+    assert brace_problem(r"a}") == "a '}' closes nothing"
+    assert brace_problem(r"\{x\} \frac{a}{b}") is None
+    assert "newcommand" not in KNOWN_MACROS
