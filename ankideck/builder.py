@@ -256,7 +256,7 @@ def compile_file(job: tuple[str, str, bytes]) -> tuple[list[Card], list[Problem]
         return [], problems, []
     cards, parse_problems = parse_text(text, where, default_deck)
     if _renderer is None:
-        from .render import Renderer
+        from .markdown_extensions import Renderer
         _renderer = Renderer()  # built once per process: building the converter is the expensive part
     rendered = [{name: _renderer.render(section.text, card.kind == "cloze") for name, section in card.sections.items()}
                 for card in cards]
@@ -338,7 +338,7 @@ def _card_count(note: Note) -> int:
 def _write_package(plan: Plan, media: dict[str, Path]) -> Path:
     import genanki
 
-    from .models import BASIC_FIELDS, CLOZE_FIELDS, basic_model, cloze_model
+    from .models import BASIC_FIELDS, CLOZE_FIELDS, basic_model, cloze_model, stylesheet
 
     class TimedNote(genanki.Note):
         """A note whose mod time is its content's, not the build's: unchanged notes stay untouched in Anki."""
@@ -350,7 +350,8 @@ def _write_package(plan: Plan, media: dict[str, Path]) -> Path:
         def write_to_db(self, cursor, timestamp, deck_id, id_gen):
             super().write_to_db(cursor, self.mod, deck_id, id_gen)
 
-    models = {"basic": (basic_model(), BASIC_FIELDS), "cloze": (cloze_model(), CLOZE_FIELDS)}
+    css = stylesheet(plan.config.cache_dir)
+    models = {"basic": (basic_model(css), BASIC_FIELDS), "cloze": (cloze_model(css), CLOZE_FIELDS)}
     namespace = plan.info.namespace
     decks: dict[str, genanki.Deck] = {}
     for note in plan.notes:

@@ -5,7 +5,9 @@ then skips every later update as conflicting. Template text and CSS may change f
 """
 from __future__ import annotations
 
-from functools import lru_cache
+import hashlib
+from importlib import metadata
+from pathlib import Path
 
 import genanki
 
@@ -75,28 +77,44 @@ ul, ol { padding-left: 1.4em; }
 """
 
 
-@lru_cache(maxsize=None)
-def stylesheet() -> str:
-    """The note types' CSS: layout plus pygments' classes in a light palette and, under night mode, a dark one."""
+def stylesheet(cache_dir: Path | None = None) -> str:
+    """The note types' CSS: layout plus pygments' classes in a light palette and, under night mode, a dark one.
+
+    The pygments part depends only on the pygments version and the two style names, so it is cached on disk: a warm
+    build does not import pygments.
+    """
+    key = hashlib.sha256(f"{metadata.version('pygments')};{LIGHT_CODE_STYLE};{DARK_CODE_STYLE}".encode()).hexdigest()
+    cached = cache_dir / f"code-{key[:16]}.css" if cache_dir else None
+    if cached and cached.is_file():
+        code_css = cached.read_text("utf-8")
+    else:
+        code_css = _code_stylesheet()
+        if cached:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_text(code_css, "utf-8")
+    return BASE_CSS + code_css
+
+
+def _code_stylesheet() -> str:
     from pygments.formatters import HtmlFormatter
 
     # Token colours only: the boxes' backgrounds and text colour come from the palette variables.
     light = HtmlFormatter(style=LIGHT_CODE_STYLE).get_token_style_defs(".codehilite")
     dark = HtmlFormatter(style=DARK_CODE_STYLE).get_token_style_defs([f"{night} .codehilite" for night in NIGHT])
-    return "\n".join([BASE_CSS, "/* code, light */", *light, "/* code, night mode */", *dark, ""])
+    return "\n".join(["/* code, light */", *light, "/* code, night mode */", *dark, ""])
 
 
-def basic_model() -> genanki.Model:
+def basic_model(css: str) -> genanki.Model:
     return genanki.Model(
         BASIC_MODEL_ID, "ankideck Basic",
         fields=[{"name": name} for name in BASIC_FIELDS],
-        templates=[BASIC_TEMPLATE], css=stylesheet(), sort_field_index=0,
+        templates=[BASIC_TEMPLATE], css=css, sort_field_index=0,
     )
 
 
-def cloze_model() -> genanki.Model:
+def cloze_model(css: str) -> genanki.Model:
     return genanki.Model(
         CLOZE_MODEL_ID, "ankideck Cloze",
         fields=[{"name": name} for name in CLOZE_FIELDS],
-        templates=[CLOZE_TEMPLATE], css=stylesheet(), model_type=genanki.Model.CLOZE, sort_field_index=0,
+        templates=[CLOZE_TEMPLATE], css=css, model_type=genanki.Model.CLOZE, sort_field_index=0,
     )

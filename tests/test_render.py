@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from ankideck.render import Renderer, highlight
+from ankideck.markdown_extensions import Renderer
+from ankideck.render import highlight
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,89 @@
+"""The build's identity, caching and media rules, below the CLI."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+import json
+
+from ankideck import builder
+from ankideck.builder import build, gather
+from ankideck.config import load_config
+from tests.conftest import ROOT
+
+
+def test_a_fresh_clone_with_the_lock_file_builds_the_same_notes(project, tmp_path, monkeypatch):
+    first = build(load_config(), now=1_000_000, progress=False)
+    clone = tmp_path / "clone"
+    shutil.copytree(project, clone, ignore=shutil.ignore_patterns(".cache", "dist"))
+    monkeypatch.chdir(clone)
+    again = gather(load_config(), now=5_000_000)  # later clock, empty cache
+    assert not again.changes
+    assert [(n.card.id, n.mod, n.fields) for n in again.notes] == [(n.card.id, n.mod, n.fields)
+                                                                    for n in first.plan.notes]
+
+
+def test_same_basename_images_do_not_collide_and_a_changed_image_gets_a_new_name(project):
+    other = project / "cards/other"
+    (other / "img").mkdir(parents=True)
+    (other / "img/plot.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"another image")
+    (other / "x.md").write_text("# card: other-plot\n## Front\nq\n## Back\n![p](img/plot.png)\n", "utf-8")
+    result = build(load_config(), now=1_000_000, progress=False)
+    with zipfile.ZipFile(result.out) as package:
+        media = json.loads(package.read("media"))
+        names = sorted(media.values())
+        assert len(names) == 2 and all(name.startswith("plot-") for name in names)
+        assert sorted(package.read(i) for i in media) == sorted(
+            p.read_bytes() for p in (project / "cards/basics/img/plot.png", other / "img/plot.png"))
+
+    (other / "img/plot.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"changed image")
+    second = build(load_config(), now=1_000_000, progress=False)
+    assert second.plan.changes.changed == ["other-plot"]  # the note must point at the new file
+    with zipfile.ZipFile(second.out) as package:
+        assert len(set(json.loads(package.read("media")).values()) - set(names)) == 1
+
+
+def test_only_changed_files_are_compiled_again(project, monkeypatch):
+    build(load_config(), now=1_000_000, progress=False)
+    compiled = []
+    original = builder.compile_file
+    monkeypatch.setattr(builder, "compile_file", lambda job: compiled.append(job[0]) or original(job))
+    build(load_config(), now=1_000_000, progress=False)
+    assert compiled == []
+    code = project / "cards/basics/code.md"
+    code.write_text(code.read_text("utf-8").replace("Implement softmax.", "Implement a stable softmax."), "utf-8")
+    result = build(load_config(), now=1_000_000, progress=False)
+    assert compiled == ["cards/basics/code.md"]
+    assert result.plan.changes.changed == ["code-card"]
+
+
+def test_a_warm_build_imports_no_renderer(project):
+    build(load_config(), now=1_000_000, progress=False)
+    script = ("import sys; from ankideck.builder import build; from ankideck.config import load_config; "
+              "build(load_config(), progress=False); "
+              "print(sorted(m for m in ('markdown', 'pygments', 'matplotlib', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", script], cwd=project, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_notes_keep_their_guid_when_their_text_changes(project):
+    import genanki
+
+    def guids(result):
+        import sqlite3
+        import tempfile
+        with zipfile.ZipFile(result.out) as package, tempfile.TemporaryDirectory() as tmp:
+            package.extract("collection.anki2", tmp)
+            with sqlite3.connect(f"{tmp}/collection.anki2") as db:
+                return dict(db.execute("select guid, mod from notes"))
+
+    before = guids(build(load_config(), now=1_000_000, progress=False))
+    formulas = project / "cards/basics/formulas.md"
+    formulas.write_text(formulas.read_text("utf-8").replace("Write softmax.", "Write softmax!"), "utf-8")
+    after = guids(build(load_config(), now=1_000_000, progress=False))
+    assert set(before) == set(after)
+    assert genanki.guid_for("test-deck", "softmax-def") in after
+    changed = [g for g in after if after[g] != before[g]]
+    assert changed == [genanki.guid_for("test-deck", "softmax-def")]
