@@ -47,8 +47,9 @@ BASE_CSS = """
   text-align: left; margin: 0; padding: 12px 14px; overflow-wrap: anywhere; word-break: normal;
 }
 .card.nightMode, .card.night_mode, .nightMode .card, .night_mode .card {
-  --fg: #e6edf3; --bg: #1e1e1e; --muted: #9198a1; --accent: #79b8ff; --cloze: #79b8ff;
-  --box: #161b22; --border: #3d444d;
+  /* --bg is the figures' dark background (ankideck.figures.DARK_BACKGROUND): images blend into the card. */
+  --fg: #e6edf3; --bg: #2f2f31; --muted: #a0a7b0; --accent: #79b8ff; --cloze: #79b8ff;
+  --box: #232427; --border: #4a4f57;
 }
 .front, .text { font-size: 1.05em; }
 hr#answer { border: 0; border-top: 1px solid var(--border); margin: 14px 0; }

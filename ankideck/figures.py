@@ -1,0 +1,317 @@
+"""Render registered matplotlib figures to cached PNGs, one light and one dark variant each.
+
+A project registers figures in ``<project>/<package>/__init__.py`` as ``FIGURES = {name: Figure(...)}``. Each PNG is
+cached under a content hash of everything that can change its pixels, so a build renders only what changed and
+imports matplotlib only when something must be rendered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import sys
+import tempfile
+from contextlib import nullcontext
+from dataclasses import astuple, dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+# Bump when render_figure changes how it draws or saves (the themes and sizes below are hashed on their own).
+RENDERER_VERSION = "1"
+
+VARIANTS = ("light", "dark")
+
+# Phones show cards 360-430 CSS px wide; 4.0 in at 200 dpi gives 800 px, sharp at 2x.
+WIDTH_IN = 4.0
+DPI = 200
+
+# A module with this name next to a plot module is shared by all of that package's plots (colours, helpers).
+STYLE_MODULE = "style"
+
+LIGHT_BACKGROUND = "#ffffff"
+DARK_BACKGROUND = "#2f2f31"  # Anki's night-mode card background
+
+_FONT_SIZES = {
+    # Sized so that text on an 800 px image shown ~380 px wide is readable without zooming.
+    "font.size": 11.5,
+    "axes.titlesize": 12.5,
+    "axes.labelsize": 11.5,
+    "xtick.labelsize": 11,
+    "ytick.labelsize": 11,
+    "legend.fontsize": 10.5,
+    "legend.title_fontsize": 10.5,
+    "figure.titlesize": 13,
+}
+
+_COMMON = {
+    **_FONT_SIZES,
+    "font.family": "DejaVu Sans",  # bundled with matplotlib: same glyphs on every machine
+    "mathtext.fontset": "dejavusans",
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+    "lines.linewidth": 2.0,
+    "lines.markersize": 6,
+    "axes.linewidth": 1.0,
+    "axes.grid": True,
+    "grid.linewidth": 0.7,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.framealpha": 0.9,
+    "legend.handlelength": 1.6,
+    "image.interpolation": "nearest",  # small matrices stay crisp cells
+    "path.simplify": True,
+}
+
+
+def _theme(background: str, ink: str, muted: str, grid: str, cycle: list[str]) -> dict[str, Any]:
+    """rcParams that paint every default colour of a figure for one background."""
+    return {
+        **_COMMON,
+        "figure.facecolor": background,
+        "figure.edgecolor": background,
+        "axes.facecolor": background,
+        "savefig.facecolor": background,
+        "savefig.edgecolor": background,
+        "legend.facecolor": background,
+        "legend.edgecolor": muted,
+        "text.color": ink,
+        "axes.labelcolor": ink,
+        "axes.edgecolor": muted,
+        "xtick.color": muted,
+        "ytick.color": muted,
+        "xtick.labelcolor": ink,
+        "ytick.labelcolor": ink,
+        "grid.color": grid,
+        "patch.edgecolor": ink,
+        "hatch.color": ink,
+        "boxplot.boxprops.color": ink,
+        "boxplot.whiskerprops.color": ink,
+        "boxplot.capprops.color": ink,
+        "boxplot.flierprops.color": ink,
+        "boxplot.flierprops.markeredgecolor": ink,
+        # A string keeps this module free of matplotlib imports; rcParams parses it.
+        "axes.prop_cycle": f"cycler('color', {cycle!r})",
+    }
+
+
+# Same hue order in both themes (C0 blue, C1 orange, C2 green, C3 red, C4 purple, ...), so a card's text can name
+# a colour; the dark cycle is lighter and less saturated to keep contrast on the dark background.
+THEMES: dict[str, dict[str, Any]] = {
+    "light": _theme(
+        background=LIGHT_BACKGROUND,
+        ink="#1a1a1a",
+        muted="#555555",
+        grid="#dedede",
+        cycle=["#1f77b4", "#e8710a", "#2ca02c", "#d62728", "#8c5fbf", "#17a3b8", "#d6619e", "#7f7f7f"],
+    ),
+    "dark": _theme(
+        background=DARK_BACKGROUND,
+        ink="#ececec",
+        muted="#b4b4b4",
+        grid="#4a4a4e",
+        cycle=["#5eb1ff", "#ffa94d", "#69db7c", "#ff7b7b", "#c3a6ff", "#4fd6e0", "#f78fc0", "#b8b8b8"],
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """How to draw one named figure."""
+
+    plot: str  # "package.module:function"; function(axes, data) draws on the axes it is given
+    data: tuple[str, ...] = ()  # file names under <plot module dir>/data/ (.json or .npz), passed as {stem: object}
+    grid: tuple[int, int] = (1, 1)  # subplot rows, cols; plot gets one Axes for (1, 1), else an ndarray of Axes
+    aspect: float = 0.62  # figure height / width
+
+
+def load_registry(project_root: Path, package: str = "figures") -> dict[str, Figure]:
+    """Import ``<project_root>/<package>`` and return its ``FIGURES`` dict (without importing matplotlib)."""
+    _put_first_on_path(project_root)
+    importlib.invalidate_caches()  # the path finder caches directory listings; the package may be new
+    _forget_package_from_elsewhere(project_root, package)
+    module = importlib.import_module(package)
+    return dict(module.FIGURES)
+
+
+def figure_key(project_root: Path, name: str, fig: Figure, variant: str) -> str:
+    """SHA-256 hex over every input that can change the PNG of ``name`` in ``variant``."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown figure variant {variant!r}, expected one of {VARIANTS}")
+    plot_file = _plot_module_file(project_root, fig)
+    digest = hashlib.sha256()
+
+    def feed(label: str, payload: bytes) -> None:
+        # Length-prefixed, so that no two different input lists can hash the same byte stream.
+        for part in (label.encode(), payload):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+
+    feed("renderer", RENDERER_VERSION.encode())
+    feed("name", name.encode())
+    feed("figure", repr(astuple(fig)).encode())
+    feed("variant", variant.encode())
+    feed("theme", json.dumps(THEMES[variant], sort_keys=True).encode())
+    feed("size", f"{WIDTH_IN}@{DPI}".encode())
+    feed("plot module", plot_file.read_bytes())
+    style_file = plot_file.with_name(f"{STYLE_MODULE}.py")
+    if style_file.is_file():
+        feed("style module", style_file.read_bytes())
+    for data_file in _data_files(plot_file, fig):
+        feed(f"data {data_file.name}", data_file.read_bytes())
+    for dist in ("matplotlib", "numpy"):
+        feed(dist, importlib.metadata.version(dist).encode())
+    return digest.hexdigest()
+
+
+def ensure_rendered(
+    project_root: Path,
+    registry: dict[str, Figure],
+    names: Iterable[str],
+    cache_dir: Path,
+    progress: bool = True,
+) -> dict[tuple[str, str], Path]:
+    """Return ``{(name, variant): png path}`` for both variants of each name, rendering only those not cached.
+
+    Raises KeyError for a name that is not in ``registry``.
+    """
+    cache_dir = Path(cache_dir)
+    paths: dict[tuple[str, str], Path] = {}
+    missing: list[tuple[str, str]] = []
+    for name in dict.fromkeys(names):  # keep order, drop repeats
+        fig = registry[name]
+        for variant in VARIANTS:
+            key = figure_key(project_root, name, fig, variant)
+            path = cache_dir / f"{name}-{variant}-{key[:16]}.png"
+            paths[name, variant] = path
+            if not path.is_file():
+                missing.append((name, variant))
+    if not missing:
+        return paths
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with _progressbar(missing, progress) as work:
+        for name, variant in work:
+            path = paths[name, variant]
+            render_figure(project_root, name, registry[name], variant, path)
+            _remove_stale_renders(path, name, variant)
+    return paths
+
+
+def render_figure(project_root: Path, name: str, fig: Figure, variant: str, out_path: Path) -> None:
+    """Draw ``fig`` in ``variant`` and write it to ``out_path`` as an opaque PNG, atomically."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown figure variant {variant!r}, expected one of {VARIANTS}")
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure as MplFigure
+
+    plot_file = _plot_module_file(project_root, fig)
+    data = {path.stem: _load_data(path) for path in _data_files(plot_file, fig)}
+    module_name, function_name = _split_plot(fig)
+    plot = getattr(importlib.import_module(module_name), function_name)
+
+    out_path = Path(out_path)
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()  # ignore any user matplotlibrc: every machine must render the same bytes
+        matplotlib.rcParams.update(THEMES[variant])
+        figure = MplFigure(figsize=(WIDTH_IN, WIDTH_IN * fig.aspect), dpi=DPI, layout="constrained")
+        FigureCanvasAgg(figure)  # render with Agg directly: no pyplot state, no GUI backend
+        axes = figure.subplots(*fig.grid, squeeze=True)
+        try:
+            plot(axes, data)
+        except Exception as error:
+            error.add_note(f"while drawing figure {name!r} ({variant}) with {fig.plot}")
+            raise
+        fd, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.stem}-", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o644)  # mkstemp's 0600 would make the cached PNG private to this user
+            with os.fdopen(fd, "wb") as tmp_file:
+                # Opaque (savefig.facecolor is the theme background) and without a version stamp, so that the
+                # same inputs give the same bytes.
+                figure.savefig(tmp_file, format="png", dpi=DPI, metadata={"Software": None})
+            os.replace(tmp_name, out_path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+
+
+def _put_first_on_path(project_root: Path) -> None:
+    root = str(Path(project_root).resolve())
+    if sys.path[:1] != [root]:
+        if root in sys.path:
+            sys.path.remove(root)
+        sys.path.insert(0, root)
+
+
+def _forget_package_from_elsewhere(project_root: Path, package: str) -> None:
+    # A package of the same name imported from another project (e.g. an earlier test project) would shadow this one.
+    loaded = sys.modules.get(package)
+    if loaded is None:
+        return
+    loaded_file = getattr(loaded, "__file__", None)
+    if not (loaded_file and Path(loaded_file).resolve().is_relative_to(Path(project_root).resolve())):
+        for module_name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+            del sys.modules[module_name]
+
+
+def _split_plot(fig: Figure) -> tuple[str, str]:
+    module_name, sep, function_name = fig.plot.partition(":")
+    if not sep or not module_name or not function_name:
+        raise ValueError(f"Figure.plot must look like 'package.module:function', got {fig.plot!r}")
+    return module_name, function_name
+
+
+def _plot_module_file(project_root: Path, fig: Figure) -> Path:
+    """The source file of the plot function's module, found without executing that module."""
+    module_name, _ = _split_plot(fig)
+    _put_first_on_path(project_root)
+    _forget_package_from_elsewhere(project_root, module_name.partition(".")[0])
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(f"plot module {module_name!r} not found under {project_root}")
+    return Path(spec.origin)
+
+
+def _data_files(plot_file: Path, fig: Figure) -> list[Path]:
+    paths = [plot_file.parent / "data" / file_name for file_name in fig.data]
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"figure data file {path} not found")
+    return paths
+
+
+def _load_data(path: Path) -> Any:
+    if path.suffix == ".json":
+        return json.loads(path.read_text(encoding="utf-8"))
+    if path.suffix == ".npz":
+        import numpy as np
+
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    raise ValueError(f"figure data file {path} must be .json or .npz")
+
+
+def _progressbar(work: list[tuple[str, str]], progress: bool):
+    if not progress:
+        return nullcontext(work)
+    import click
+
+    return click.progressbar(
+        work,
+        label="Rendering figures",
+        item_show_func=lambda item: f"{item[0]} ({item[1]})" if item else "",
+        file=sys.stderr,
+    )
+
+
+def _remove_stale_renders(current: Path, name: str, variant: str) -> None:
+    """Delete older renders of the same figure and variant, so the cache does not grow with every edit."""
+    pattern = re.compile(rf"{re.escape(name)}-{variant}-[0-9a-f]{{16}}\.png")
+    for path in current.parent.iterdir():
+        if path != current and pattern.fullmatch(path.name):
+            path.unlink(missing_ok=True)

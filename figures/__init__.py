@@ -1,0 +1,44 @@
+"""Figure registry: the NAME in a card's ``![alt](fig:NAME)`` -> how to draw it (see NAMES.md).
+
+Importing this module must stay cheap: it only builds Figure records. numpy and matplotlib are imported by the plot
+modules, and those are imported only when a figure has to be rendered.
+"""
+
+from pathlib import Path
+
+from ankideck.figures import Figure
+
+
+def _diagram(name: str, grid: tuple[int, int] = (1, 1), aspect: float = 0.62) -> tuple[str, Figure]:
+    """A computed diagram; its plot function in diagrams.py is the name with '-' -> '_'."""
+    return name, Figure(f"{__name__}.diagrams:{name.replace('-', '_')}", grid=grid, aspect=aspect)
+
+
+FIGURES: dict[str, Figure] = dict(
+    [
+        _diagram("activations", grid=(2, 1), aspect=1.25),
+        _diagram("ce-vs-mse", grid=(2, 1), aspect=1.15),
+        _diagram("softmax-temperature", aspect=0.7),
+        _diagram("l1-l2-geometry", grid=(2, 2), aspect=1.05),
+        _diagram("lr-schedules", grid=(2, 1), aspect=1.15),
+        _diagram("init-spread", grid=(2, 1), aspect=1.25),
+        _diagram("norm-axes", grid=(2, 2), aspect=1.05),
+        _diagram("focal-loss", aspect=0.75),
+        _diagram("attention-masks", grid=(3, 2), aspect=1.45),
+        _diagram("mha-gqa-mqa", grid=(2, 1), aspect=1.3),
+        _diagram("crf-trellis", aspect=0.8),
+        _diagram("rope", grid=(3, 1), aspect=1.6),
+        _diagram("gpt-pipeline", aspect=1.2),
+        _diagram("moe-routing", grid=(2, 1), aspect=1.2),
+        _diagram("large-vocab-softmax", grid=(2, 1), aspect=1.25),
+    ]
+)
+
+# Measured figures (run-*) live in measured.py, written from committed data. Import it only when it exists, and
+# without catching ImportError, so that a broken measured.py fails loudly instead of silently dropping figures.
+if (Path(__file__).with_name("measured.py")).is_file():
+    from .measured import MEASURED
+
+    if clash := FIGURES.keys() & MEASURED.keys():
+        raise ValueError(f"figure names registered twice (diagrams and measured): {sorted(clash)}")
+    FIGURES.update(MEASURED)

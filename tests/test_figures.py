@@ -1,0 +1,206 @@
+"""Figure pipeline: the real registry renders legible phone PNGs; the cache renders only what changed."""
+
+import dataclasses
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from ankideck import figures as engine
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_size(path):
+    header = path.read_bytes()[:24]
+    assert header[:8] == PNG_SIGNATURE, f"{path.name} is not a PNG"
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+def _corner_luminance(path):
+    rgb = imread(path)[..., :3]
+    corners = np.concatenate([rgb[:6, :6], rgb[:6, -6:], rgb[-6:, :6], rgb[-6:, -6:]]).reshape(-1, 3)
+    return float((corners @ [0.2126, 0.7152, 0.0722]).mean())
+
+
+# --- the real registry --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return engine.load_registry(ROOT)
+
+
+@pytest.fixture(scope="module")
+def rendered(registry, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("figure-cache")
+    return cache, engine.ensure_rendered(ROOT, registry, registry, cache, progress=False)
+
+
+def test_every_diagram_in_names_md_is_registered(registry):
+    names_md = (ROOT / "figures" / "NAMES.md").read_text(encoding="utf-8")
+    diagram_table = names_md.split("Diagrams", 1)[1].split("Measured", 1)[0]
+    documented = re.findall(r"^\| ([a-z0-9-]+) \|", diagram_table, flags=re.MULTILINE)
+    documented = [name for name in documented if name != "name"]  # the header row
+    assert len(documented) == 15
+    assert set(documented) <= registry.keys(), sorted(set(documented) - registry.keys())
+
+
+def test_every_figure_renders_in_both_variants(registry, rendered):
+    _, paths = rendered
+    assert set(paths) == {(name, variant) for name in registry for variant in engine.VARIANTS}
+    for path in paths.values():
+        assert path.is_file() and path.suffix == ".png"
+
+
+def test_figures_are_opaque_and_phone_sized(rendered):
+    _, paths = rendered
+    for (name, variant), path in paths.items():
+        width, height = _png_size(path)
+        assert 600 <= width <= 900, f"{name} ({variant}) is {width} px wide"
+        assert height <= 2.2 * width, f"{name} ({variant}) is too tall to read on a phone"
+        image = imread(path)
+        if image.shape[-1] == 4:
+            assert image[..., 3].min() == 1.0, f"{name} ({variant}) has transparent pixels"
+
+
+def test_dark_variant_is_dark_and_light_variant_is_light(registry, rendered):
+    _, paths = rendered
+    for name in registry:
+        light, dark = paths[name, "light"], paths[name, "dark"]
+        assert light.read_bytes() != dark.read_bytes()
+        assert _corner_luminance(light) > 0.9, name
+        assert _corner_luminance(dark) < 0.25, name
+
+
+def test_same_inputs_give_the_same_bytes(registry, rendered, tmp_path):
+    _, first = rendered
+    second = engine.ensure_rendered(ROOT, registry, registry, tmp_path, progress=False)
+    for key, path in first.items():
+        assert second[key].name == path.name
+        assert second[key].read_bytes() == path.read_bytes(), f"{key} renders differently each time"
+
+
+def test_registry_and_cached_lookups_do_not_import_matplotlib(rendered):
+    cache, _ = rendered
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from ankideck.figures import ensure_rendered, load_registry
+        registry = load_registry(Path({str(ROOT)!r}))
+        ensure_rendered(Path({str(ROOT)!r}), registry, registry, Path({str(cache)!r}), progress=False)
+        heavy = sorted(m for m in ("matplotlib", "numpy") if m in sys.modules)
+        assert not heavy, heavy
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+# --- the cache, on a tiny project of its own ----------------------------------------------------------------------
+
+TINY_REGISTRY = """
+from ankideck.figures import Figure
+
+FIGURES = {
+    "line": Figure("tinyfigs.plots:line", data=("points.json", "grid.npz")),
+    "pair": Figure("tinyfigs.plots:pair", grid=(1, 2), aspect=0.5),
+}
+"""
+
+TINY_PLOTS = """
+def line(ax, data):
+    assert data["grid"]["values"].shape == (2, 3)
+    ax.plot(data["points"]["y"], label="y")
+
+
+def pair(axes, data):
+    assert data == {} and axes.shape == (2,)
+    for ax in axes:
+        ax.plot([0, 1], [1, 0])
+"""
+
+
+@pytest.fixture
+def tiny_project(tmp_path):
+    package = tmp_path / "project" / "tinyfigs"
+    (package / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text(TINY_REGISTRY)
+    (package / "plots.py").write_text(TINY_PLOTS)
+    (package / "data" / "points.json").write_text(json.dumps({"y": [0, 2, 1]}))
+    np.savez(package / "data" / "grid.npz", values=np.arange(6).reshape(2, 3))
+    return package.parent
+
+
+@pytest.fixture
+def render_calls(monkeypatch):
+    """Record (name, variant) of every figure actually rendered."""
+    calls = []
+    real_render = engine.render_figure
+
+    def counting_render(project_root, name, fig, variant, out_path):
+        calls.append((name, variant))
+        real_render(project_root, name, fig, variant, out_path)
+
+    monkeypatch.setattr(engine, "render_figure", counting_render)
+    return calls
+
+
+def test_second_build_renders_nothing(tiny_project, tmp_path, render_calls):
+    registry = engine.load_registry(tiny_project, "tinyfigs")
+    cache = tmp_path / "cache"
+    first = engine.ensure_rendered(tiny_project, registry, ["line", "pair"], cache, progress=False)
+    assert sorted(render_calls) == sorted((n, v) for n in ("line", "pair") for v in engine.VARIANTS)
+    render_calls.clear()
+    second = engine.ensure_rendered(tiny_project, registry, ["line", "pair"], cache, progress=False)
+    assert render_calls == []
+    assert second == first
+    assert all(re.fullmatch(rf"{n}-{v}-[0-9a-f]{{16}}\.png", p.name) for (n, v), p in first.items())
+
+
+def test_changed_data_file_rerenders_that_figure_and_drops_its_old_png(tiny_project, tmp_path, render_calls):
+    registry = engine.load_registry(tiny_project, "tinyfigs")
+    cache = tmp_path / "cache"
+    before = engine.ensure_rendered(tiny_project, registry, ["line", "pair"], cache, progress=False)
+    render_calls.clear()
+    (tiny_project / "tinyfigs" / "data" / "points.json").write_text(json.dumps({"y": [3, 1, 2]}))
+    after = engine.ensure_rendered(tiny_project, registry, ["line", "pair"], cache, progress=False)
+    assert sorted(render_calls) == [("line", "dark"), ("line", "light")]
+    assert after["line", "light"] != before["line", "light"]
+    assert not before["line", "light"].exists()
+    assert after["pair", "dark"] == before["pair", "dark"]
+
+
+def test_changed_figure_fields_rerender(tiny_project, tmp_path, render_calls):
+    registry = engine.load_registry(tiny_project, "tinyfigs")
+    cache = tmp_path / "cache"
+    engine.ensure_rendered(tiny_project, registry, ["pair"], cache, progress=False)
+    render_calls.clear()
+    taller = {"pair": dataclasses.replace(registry["pair"], aspect=0.8)}
+    paths = engine.ensure_rendered(tiny_project, taller, ["pair"], cache, progress=False)
+    assert sorted(render_calls) == [("pair", "dark"), ("pair", "light")]
+    width, height = _png_size(paths["pair", "light"])
+    assert height == round(0.8 * width)
+
+
+def test_changed_plot_module_changes_the_key(tiny_project):
+    registry = engine.load_registry(tiny_project, "tinyfigs")
+    before = engine.figure_key(tiny_project, "pair", registry["pair"], "light")
+    plots = tiny_project / "tinyfigs" / "plots.py"
+    plots.write_text(plots.read_text().replace("[1, 0]", "[1, 0.5]"))
+    assert engine.figure_key(tiny_project, "pair", registry["pair"], "light") != before
+    assert engine.figure_key(tiny_project, "pair", registry["pair"], "dark") != before
+
+
+def test_unknown_figure_name_raises_key_error(tiny_project, tmp_path):
+    registry = engine.load_registry(tiny_project, "tinyfigs")
+    with pytest.raises(KeyError):
+        engine.ensure_rendered(tiny_project, registry, ["line", "no-such-figure"], tmp_path, progress=False)
