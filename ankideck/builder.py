@@ -158,6 +158,11 @@ def gather(config: Config, now: int | None = None) -> Plan:
         content_hash = hashlib.sha256("\0".join([card.kind, *hashed, *hashed.values(), *tags]).encode()
                                       ).hexdigest()[:20]
         notes.append(Note(card, fields, tags, content_hash, media=note_media))
+        previous_kind = lock.get(card.id, {}).get("kind")
+        if previous_kind and previous_kind != card.kind:
+            problems.append(Problem(card.path, card.line, (
+                f"card '{card.id}' was a {previous_kind} note and is now a {card.kind} note; Anki cannot change a "
+                "note's type on re-import, so give it a new id (the old note stays in Anki)")))
     if problems:
         raise BuildError(problems)
 
@@ -171,7 +176,7 @@ def gather(config: Config, now: int | None = None) -> Plan:
             # Strictly newer than what Anki has, or the import skips the note.
             note.mod = max(now, int(previous["mod"]) + 1) if previous else now
             (changed if previous else new).append(note.card.id)
-        new_lock[note.card.id] = {"hash": note.content_hash, "mod": note.mod}
+        new_lock[note.card.id] = {"hash": note.content_hash, "kind": note.card.kind, "mod": note.mod}
     removed = sorted(set(lock) - set(new_lock))
     return Plan(config, info, notes, Changes(sorted(new), sorted(changed), removed), new_lock, figures, files,
                 cache, dirty)
@@ -412,7 +417,8 @@ def _load_lock(config: Config, problems: list[Problem]) -> dict[str, dict]:
         return {}
     try:
         data = json.loads(path.read_text("utf-8"))
-        return {str(k): {"hash": str(v["hash"]), "mod": int(v["mod"])} for k, v in data["notes"].items()}
+        return {str(k): {"hash": str(v["hash"]), "kind": str(v.get("kind", "")), "mod": int(v["mod"])}
+                for k, v in data["notes"].items()}
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         problems.append(Problem(config.rel(path), 1, f"unreadable lock file ({e}); restore it from git"))
         return {}

@@ -143,6 +143,16 @@ def test_bad_input_fails_without_touching_the_previous_package(project):
     assert run("check").exit_code == 1
 
 
+def test_changing_a_cards_note_type_under_the_same_id_is_refused(project):
+    assert run("build").exit_code == 0
+    code = project / "cards/basics/code.md"
+    code.write_text("# cloze: code-card\n{{c1::softmax}} subtracts the max.\n", "utf-8")
+    result = run("build")
+    assert result.exit_code == 1
+    assert ("cards/basics/code.md:1: card 'code-card' was a basic note and is now a cloze note; Anki cannot change "
+            "a note's type on re-import, so give it a new id") in result.output
+
+
 def test_raw_script_is_refused(project):
     (project / "cards/x.md").write_text("# card: s\n## Front\n<script>alert(1)</script>\n## Back\nb\n", "utf-8")
     result = run("check")
