@@ -314,7 +314,7 @@ def build(config: Config, now: int | None = None, progress: bool = True) -> Resu
     _write_lock(config, plan.lock)
     if plan.render_cache_dirty:
         _write_pickle(config.cache_dir / CACHE_FILE, plan.render_cache)
-    card_count = sum(_card_count(note) for note in plan.notes)
+    card_count = sum(note.card.card_count for note in plan.notes)
     return Result(plan, out, len(media), card_count, time.perf_counter() - started)
 
 
@@ -331,13 +331,6 @@ def _collect_media(plan: Plan, progress: bool) -> dict[str, Path]:
         for (name, variant), path in pngs.items():
             media[figure_media_name(config, registry, name, variant)] = path
     return media
-
-
-def _card_count(note: Note) -> int:
-    if note.card.kind == "basic":
-        return 1
-    from .parse import CLOZE_RE
-    return len(set(CLOZE_RE.findall(note.fields["Text"])))
 
 
 def _write_package(plan: Plan, media: dict[str, Path]) -> Path:
@@ -461,9 +454,21 @@ def stats(config: Config) -> dict:
     if problems:
         raise BuildError(problems)
     coverage = {qid: [c.id for c in cards if c.guide == qid] for qid in info.guide}
+
+    def count(groups: Counter, key_cards) -> dict:
+        return {key: {"notes": groups[key], "cards": key_cards[key]} for key in sorted(groups)}
+
+    decks, deck_cards, tags, tag_cards = Counter(), Counter(), Counter(), Counter()
+    for card in cards:
+        decks[card.deck] += 1
+        deck_cards[card.deck] += card.card_count
+        for tag in card.tags:
+            tags[tag] += 1
+            tag_cards[tag] += card.card_count
     return {
         "notes": len(cards),
-        "decks": dict(sorted(Counter(c.deck for c in cards).items())),
-        "tags": dict(sorted(Counter(t for c in cards for t in c.tags).items())),
+        "cards": sum(card.card_count for card in cards),
+        "decks": count(decks, deck_cards),
+        "tags": count(tags, tag_cards),
         "guide": {qid: {"question": info.guide[qid], "cards": ids} for qid, ids in coverage.items()},
     }

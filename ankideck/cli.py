@@ -136,13 +136,11 @@ def stats(cards: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    click.echo(f"{data['notes']} notes")
-    click.echo("\nNotes per deck:")
-    for deck, count in data["decks"].items():
-        click.echo(f"  {count:4d}  {deck}")
-    click.echo("\nNotes per tag:")
-    for tag, count in sorted(data["tags"].items(), key=lambda item: (-item[1], item[0])):
-        click.echo(f"  {count:4d}  {tag}")
+    click.echo(f"{data['notes']} notes, {data['cards']} cards")
+    for title, groups in (("deck", data["decks"]), ("tag", data["tags"])):
+        click.echo(f"\nNotes / cards per {title}:")
+        for name, counts in sorted(groups.items(), key=lambda item: (title == "tag" and -item[1]["notes"], item[0])):
+            click.echo(f"  {counts['notes']:4d} {counts['cards']:4d}  {name}")
     guide = data["guide"]
     if guide:
         covered = [qid for qid, entry in guide.items() if entry["cards"]]

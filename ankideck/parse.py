@@ -54,6 +54,11 @@ class Card:
     def source(self) -> str:
         return f"{self.path}:{self.line}"
 
+    @property
+    def card_count(self) -> int:
+        """How many cards Anki makes from this note: one, or one per cloze number."""
+        return 1 if self.kind == "basic" else len(set(CLOZE_RE.findall(self.text("Text"))))
+
     def text(self, name: str) -> str:
         section = self.sections.get(name)
         return section.text if section else ""

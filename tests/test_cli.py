@@ -202,11 +202,13 @@ def test_new_scaffolds_a_card_with_a_fresh_id_that_builds(project):
 def test_stats_reports_decks_tags_and_guide_coverage(project):
     result = run("stats")
     assert result.exit_code == 0
-    assert "4 notes" in result.output
+    assert "4 notes, 5 cards" in result.output
+    assert "     3    4  Test::Formulas" in result.output
     assert "Guide coverage: 2/2 questions" in result.output
     data = json.loads(run("stats", "--json").output)
     assert data["guide"]["q1"]["cards"] == ["softmax-def", "plot-card"]
-    assert data["decks"] == {"Test::Formulas": 3, "Test::basics": 1}
+    assert data["decks"] == {"Test::Formulas": {"notes": 3, "cards": 4}, "Test::basics": {"notes": 1, "cards": 1}}
+    assert data["tags"]["formula"] == {"notes": 3, "cards": 4}
 
 
 def test_stats_lists_uncovered_questions(project):
