@@ -16,12 +16,16 @@ from .render import (CLOSE_BRACES_RE, FENCE_OPEN_RE, FIGURE_VARIANTS, PLACEHOLDE
                      highlight)
 
 
-class FencedCodePreprocessor(Preprocessor):
-    """Fenced code blocks -> highlighted HTML in the stash (before math and inline Markdown can touch them)."""
+class RendererBound:
+    """A processor that reports references and problems to the Renderer that owns it, and reads its cloze flag."""
 
     def __init__(self, md, renderer: "Renderer"):
         super().__init__(md)
         self.renderer = renderer
+
+
+class FencedCodePreprocessor(RendererBound, Preprocessor):
+    """Fenced code blocks -> highlighted HTML in the stash (before math and inline Markdown can touch them)."""
 
     def run(self, lines: list[str]) -> list[str]:
         out: list[str] = []
@@ -55,16 +59,12 @@ class FencedCodePreprocessor(Preprocessor):
 
 # --- math ---------------------------------------------------------------------------------------------------------
 
-class DisplayMathPreprocessor(Preprocessor):
+class DisplayMathPreprocessor(RendererBound, Preprocessor):
     """``$$`` blocks -> ``\\[...\\]`` in the stash, whether or not blank lines surround them.
 
     Python-Markdown's block parser only sees blocks between blank lines, so two display formulas on consecutive
     lines, or one glued to a paragraph, would otherwise merge into one broken formula.
     """
-
-    def __init__(self, md, renderer: "Renderer"):
-        super().__init__(md)
-        self.renderer = renderer
 
     def run(self, lines: list[str]) -> list[str]:
         out: list[str] = []
@@ -101,12 +101,8 @@ class InlineDisplayMathProcessor(InlineProcessor):
         return element, m.start(0), m.end(0)
 
 
-class ClozeSafeMathTreeprocessor(Treeprocessor):
+class ClozeSafeMathTreeprocessor(RendererBound, Treeprocessor):
     """In cloze notes, ``}}`` inside TeX would end the deletion early: Anki's manual says to write ``} }``."""
-
-    def __init__(self, md, renderer: "Renderer"):
-        super().__init__(md)
-        self.renderer = renderer
 
     def run(self, root):
         if not self.renderer.cloze:
@@ -118,12 +114,8 @@ class ClozeSafeMathTreeprocessor(Treeprocessor):
 
 # --- images -------------------------------------------------------------------------------------------------------
 
-class ImageTreeprocessor(Treeprocessor):
+class ImageTreeprocessor(RendererBound, Treeprocessor):
     """Images -> placeholders the build resolves; a figure becomes a light and a dark image, CSS shows one."""
-
-    def __init__(self, md, renderer: "Renderer"):
-        super().__init__(md)
-        self.renderer = renderer
 
     def run(self, root):
         for parent in list(root.iter()):
