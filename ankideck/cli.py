@@ -153,5 +153,26 @@ def stats(cards: Path | None, as_json: bool) -> None:
             click.echo(f"Not covered: {', '.join(missing)}")
 
 
+@cli.command()
+@cards_option
+@click.option("--out", "out", type=click.Path(path_type=Path, file_okay=False),
+              help="Folder to write (default: preview/ beside the .apkg).")
+@click.option("--shots", is_flag=True, help="Also save PNG screenshots of a few cards, light and night, under shots/ "
+                                            "(needs Chromium and playwright).")
+def preview(cards: Path | None, out: Path | None, shots: bool) -> None:
+    """Write an HTML preview of every card, front and back, to open in a browser (works offline)."""
+    from .preview import PreviewError, write_preview
+
+    config = _run(lambda: _config(cards))
+    try:
+        index = _run(lambda: write_preview(config, out, shots=shots, progress=True))
+    except PreviewError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(1)
+    click.echo(f"Wrote {config.rel(index)}; open {index.as_uri()}")
+    if shots:
+        click.echo(f"Screenshots in {config.rel(index.parent / 'shots')}/")
+
+
 def main() -> None:
     cli(prog_name="build.py" if Path(sys.argv[0]).name == "build.py" else "ankideck")

@@ -62,6 +62,9 @@ code { font-family: "JetBrains Mono", "SFMono-Regular", Menlo, Consolas, "Noto S
 .codehilite pre { margin: 0; padding: 10px 12px; line-height: 1.45; white-space: pre; overflow-wrap: normal; }
 .arithmatex { max-width: 100%; overflow-x: auto; overflow-y: hidden; }
 div.arithmatex, span.arithmatex.display { display: block; margin: 0.5em 0; }
+/* MathJax's hidden copy of each formula for screen readers is laid out wider than the formula in Chromium (Anki's
+   web views): uncapped, it widens the card and the page scrolls sideways. */
+mjx-assistive-mml { max-width: 100%; }
 img { max-width: 100%; height: auto; }
 .figure { display: block; margin: 0.6em 0; text-align: center; }
 .fig-dark { display: none; }
