@@ -309,7 +309,7 @@ def compile_sources(config: Config, info: DeckInfo, cache: dict):
 def build(config: Config, now: int | None = None, progress: bool = True) -> Result:
     started = time.perf_counter()
     plan = gather(config, now)
-    media = _collect_media(plan, progress)
+    media = collect_media(plan, progress)
     out = _write_package(plan, media)
     _write_lock(config, plan.lock)
     if plan.render_cache_dirty:
@@ -318,7 +318,7 @@ def build(config: Config, now: int | None = None, progress: bool = True) -> Resu
     return Result(plan, out, len(media), card_count, time.perf_counter() - started)
 
 
-def _collect_media(plan: Plan, progress: bool) -> dict[str, Path]:
+def collect_media(plan: Plan, progress: bool) -> dict[str, Path]:
     """Media name (content hash) -> file, rendering the figures the cards use where the cache lacks them."""
     media: dict[str, Path] = dict(plan.files)
     if plan.figures:

@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
-from .builder import Note, _collect_media, gather
+from .builder import Note, collect_media, gather
 from .config import Config
 from .models import BASIC_FIELDS, BASIC_TEMPLATE, CLOZE_FIELDS, CLOZE_TEMPLATE, stylesheet
 
@@ -251,7 +251,7 @@ def write_preview(config: Config, out_dir: Path | None = None, shots: bool = Fal
     new one. With ``shots``, also saves PNG screenshots of a few cards, light and night, under ``shots/``.
     """
     plan = gather(config)
-    media = _collect_media(plan, progress)
+    media = collect_media(plan, progress)
     out_dir = Path(out_dir) if out_dir is not None else config.out.parent / "preview"
     mathjax = _mathjax_dir()
     views = [view for note in plan.notes for view in card_views(note)]

@@ -103,6 +103,9 @@ def test_formulas_are_well_formed_for_mathjax(plan):
             problems.append(f"{where}: {lefts} \\left but {rights} \\right")
         for macro in set(MACRO_RE.findall(tex)) - KNOWN_MACROS:
             problems.append(f"{where}: macro \\{macro} is not in the list MathJax is known to support")
+        for text in re.findall(r"\\text\{([^{}]*)\}", tex):
+            if "\\" in text:  # Anki's MathJax has no textmacros package: a macro in \text{} prints literally
+                problems.append(f"{where}: macro inside \\text{{{text}}}")
         if "$" in tex.replace("\\$", ""):
             problems.append(f"{where}: a '$' inside math (nested delimiters?)")
     assert problems == []
