@@ -71,7 +71,8 @@ class DisplayMathPreprocessor(RendererBound, Preprocessor):
         index = 0
         while index < len(lines):
             stripped = lines[index].strip()
-            one_line = len(stripped) > 4 and stripped.endswith("$$") and stripped.count("$$") == 2
+            one_line = stripped.startswith("$$") and stripped.endswith("$$") and stripped.count("$$") == 2 \
+                and len(stripped) > 4
             opener = stripped.startswith("$$") and "$$" not in stripped[2:]
             if lines[index].startswith("    ") or not (one_line or opener):
                 out.append(lines[index])  # not a display block: prose, or $$..$$ inside a line (inline pattern)

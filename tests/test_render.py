@@ -25,6 +25,7 @@ def render():
      '<div class="arithmatex">\\[a_1\\]</div>\n<div class="arithmatex">\\[b&lt;c\\]</div>\n<p>text</p>\n'
      '<div class="arithmatex">\\[x\\]</div>\n<p>after</p>'),
     (r"see $$\|w\|_2^2$$ here", r'<p>see <span class="arithmatex display">\[\|w\|_2^2\]</span> here</p>'),
+    (r"- ends with $$x_1$$", '<ul>\n<li>ends with <span class="arithmatex display">\\[x_1\\]</span></li>\n</ul>'),
     (r"already \(x_1\) delimited", r'<p>already <span class="arithmatex">\(x_1\)</span> delimited</p>'),
     # Not math: escaped dollars, prices, dollars in code.
     (r"literal \$ sign", "<p>literal $ sign</p>"),
