@@ -204,3 +204,26 @@ def test_unknown_figure_name_raises_key_error(tiny_project, tmp_path):
     registry = engine.load_registry(tiny_project, "tinyfigs")
     with pytest.raises(KeyError):
         engine.ensure_rendered(tiny_project, registry, ["line", "no-such-figure"], tmp_path, progress=False)
+
+
+def test_every_figure_the_cards_reference_lands_in_the_package(rendered, tmp_path):
+    """Build the real deck's package (into tmp, from the rendered cache) and look for both variants of each figure."""
+    import zipfile
+
+    from ankideck.builder import _write_package, collect_media, gather
+    from ankideck.config import load_config
+
+    cache, _ = rendered
+    (tmp_path / "figures").symlink_to(cache, target_is_directory=True)
+    config = dataclasses.replace(load_config(ROOT), cache_dir=tmp_path, out=tmp_path / "deck.apkg")
+    plan = gather(config)  # nothing here writes into the repo: no lock file, no render cache
+    assert len(plan.figures) >= 15
+    package = _write_package(plan, collect_media(plan, progress=False))
+    with zipfile.ZipFile(package) as apkg:
+        names = set(json.loads(apkg.read("media")).values())
+    for name in plan.figures:
+        for variant in engine.VARIANTS:
+            assert any(n.startswith(f"fig-{name}-{variant}-") for n in names), (name, variant)
+    referenced = {m for note in plan.notes for field in note.fields.values()
+                  for m in re.findall(r'src="([^"]+)"', field)}
+    assert referenced == names  # every image a card shows is in the package, and nothing else
