@@ -3,7 +3,7 @@
 gather():  deck.yaml + guide.yaml -> parse every card file -> ids, guide refs -> render Markdown (cached by a hash
            of the source and the renderer's version, in parallel when there is much to do) -> resolve images and
            figures -> note fields, content hashes, mod times from the lock file.
-build():   gather() -> render the figures the cards use -> stage media under content-hash names -> write the .apkg
+build():   gather() -> render the figures the cards use -> collect media under content-hash names -> write the .apkg
            to a temporary file and rename it over the old one -> update the lock file and the caches.
 """
 from __future__ import annotations
@@ -16,8 +16,7 @@ import pickle
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config, DeckInfo, load_deck_info
@@ -36,7 +35,6 @@ class Note:
     tags: list[str]
     content_hash: str             # what decides whether the note changed (fields other than Source, and tags)
     mod: int = 0                  # seconds; the time the content last changed
-    media: list[tuple[str, str]] = field(default_factory=list)  # (ref, media name)
 
 
 @dataclass
@@ -116,7 +114,6 @@ def _cross_file_problems(config: Config, info: DeckInfo, cards: list[Card]) -> l
 
 def gather(config: Config, now: int | None = None) -> Plan:
     """Read and check everything; raise BuildError with every problem found. Writes nothing."""
-    from .figures import load_registry
     from .render import PLACEHOLDER_RE
 
     info = load_deck_info(config)
@@ -125,31 +122,23 @@ def gather(config: Config, now: int | None = None) -> Plan:
     cards, problems, rendered, dirty = compile_sources(config, info, cache)
     problems += _cross_file_problems(config, info, cards)
 
-    registry, registry_problem = _figure_registry(config, load_registry)
+    registry, registry_problem = _figure_registry(config)
     if registry_problem:
         problems.append(registry_problem)
     lock = _load_lock(config, problems)
     now = int(time.time()) if now is None else now
 
+    media = MediaResolver(config, registry, problems)
     notes: list[Note] = []
-    figures: set[str] = set()
-    files: dict[str, Path] = {}
-    file_names: dict[Path, str] = {}
     for card in cards:
         sections = rendered[card.id, card.path, card.line]
-        note_media: list[tuple[str, str]] = []
         fields: dict[str, str] = {}
         for name, result in sections.items():
             for needle, message in result.problems:
                 problems.append(Problem(card.path, card.line_of(needle), message))
-
-            def resolve(match, refs=result.refs) -> str:
-                ref = refs[int(match.group(1))]
-                media = _resolve_ref(config, card, ref, registry, files, file_names, figures, problems)
-                note_media.append((ref, media))
-                return html.escape(media, quote=True)
-
-            fields[name] = PLACEHOLDER_RE.sub(resolve, result.html)
+            fields[name] = PLACEHOLDER_RE.sub(
+                lambda match, refs=result.refs: html.escape(media.resolve(card, refs[int(match.group(1))]), quote=True),
+                result.html)
         fields["Guide"] = html.escape(f"{card.guide} {info.guide.get(card.guide, '')}".strip()) if card.guide else ""
         fields["Source"] = html.escape(card.source)
         fields["Id"] = card.id
@@ -157,7 +146,7 @@ def gather(config: Config, now: int | None = None) -> Plan:
         hashed = {k: v for k, v in fields.items() if k != "Source"}  # a moved card is not a changed card
         content_hash = hashlib.sha256("\0".join([card.kind, *hashed, *hashed.values(), *tags]).encode()
                                       ).hexdigest()[:20]
-        notes.append(Note(card, fields, tags, content_hash, media=note_media))
+        notes.append(Note(card, fields, tags, content_hash))
         previous_kind = lock.get(card.id, {}).get("kind")
         if previous_kind and previous_kind != card.kind:
             problems.append(Problem(card.path, card.line, (
@@ -178,13 +167,15 @@ def gather(config: Config, now: int | None = None) -> Plan:
             (changed if previous else new).append(note.card.id)
         new_lock[note.card.id] = {"hash": note.content_hash, "kind": note.card.kind, "mod": note.mod}
     removed = sorted(set(lock) - set(new_lock))
-    return Plan(config, info, notes, Changes(sorted(new), sorted(changed), removed), new_lock, figures, files,
-                cache, dirty)
+    return Plan(config, info, notes, Changes(sorted(new), sorted(changed), removed), new_lock, media.figures,
+                {name: path for path, name in media.files.items()}, cache, dirty)
 
 
-def _figure_registry(config: Config, load_registry):
+def _figure_registry(config: Config):
     if not (config.figures_dir / "__init__.py").is_file():
         return {}, None
+    from .figures import load_registry
+
     try:
         return load_registry(config.figures_dir.parent, config.figures_dir.name), None
     except Exception as e:  # the registry is user code: any error in it is a problem to report, not a crash
@@ -192,49 +183,61 @@ def _figure_registry(config: Config, load_registry):
                            f"cannot load the figure registry: {type(e).__name__}: {e}")
 
 
-def _resolve_ref(config, card, ref, registry, files, file_names, figures, problems) -> str:
-    """A reference from rendered HTML -> its media file name (content-hashed). Records problems."""
-    kind, _, target = ref.partition(":")
-    if kind == "fig":
-        name, _, variant = target.rpartition(":")
-        if name not in registry:
-            known = ", ".join(sorted(registry)) or "none registered"
-            problems.append(Problem(card.path, card.line_of(f"fig:{name}"), f"unknown figure '{name}' (known: {known})"))
+class MediaResolver:
+    """References in rendered HTML (``file:<path>``, ``fig:<name>:<variant>``) -> content-hash media names.
+
+    Records a problem for an unknown figure, a missing image or one outside the project, and collects what the
+    package must contain: ``files`` (image path -> media name) and ``figures`` (figure names to render).
+    """
+
+    def __init__(self, config: Config, registry: dict, problems: list[Problem]):
+        self.config, self.registry, self.problems = config, registry, problems
+        self.files: dict[Path, str] = {}
+        self.figures: set[str] = set()
+        self._figure_names: dict[tuple[str, str], str] = {}
+
+    def resolve(self, card: Card, ref: str) -> str:
+        kind, _, target = ref.partition(":")
+        if kind == "fig":
+            name, _, variant = target.rpartition(":")
+            return self._figure(card, name, variant)
+        return self._file(card, target)
+
+    def _figure(self, card: Card, name: str, variant: str) -> str:
+        if name not in self.registry:
+            known = ", ".join(sorted(self.registry)) or "none registered"
+            self.problems.append(Problem(card.path, card.line_of(f"fig:{name}"),
+                                        f"unknown figure '{name}' (known: {known})"))
             return ""
-        try:
-            media_name = figure_media_name(config, registry, name, variant)
-        except Exception as e:  # the registry entry is user code: report, don't crash
-            problems.append(Problem(card.path, card.line_of(f"fig:{name}"),
-                                    f"figure '{name}' cannot be prepared: {type(e).__name__}: {e}"))
+        if (name, variant) not in self._figure_names:
+            try:
+                self._figure_names[name, variant] = figure_media_name(self.config, self.registry, name, variant)
+            except Exception as e:  # the registry entry is user code: report, don't crash
+                self.problems.append(Problem(card.path, card.line_of(f"fig:{name}"),
+                                            f"figure '{name}' cannot be prepared: {type(e).__name__}: {e}"))
+                return ""
+        self.figures.add(name)
+        return self._figure_names[name, variant]
+
+    def _file(self, card: Card, target: str) -> str:
+        root = self.config.root
+        resolved = ((root / card.path).parent / target).resolve()
+        if not resolved.is_relative_to(root):
+            self.problems.append(Problem(card.path, card.line_of(target), f"image '{target}' is outside the project"))
             return ""
-        figures.add(name)
-        return media_name
-    path = (config.root / card.path).parent / target
-    try:
-        resolved = path.resolve()
-        resolved.relative_to(config.root)
-    except ValueError:
-        problems.append(Problem(card.path, card.line_of(target), f"image '{target}' is outside the project"))
-        return ""
-    if not resolved.is_file():
-        problems.append(Problem(card.path, card.line_of(target), f"image '{target}' not found"))
-        return ""
-    if resolved not in file_names:
-        file_names[resolved] = content_name(resolved.stem, resolved)
-        files[file_names[resolved]] = resolved
-    return file_names[resolved]
-
-
-@lru_cache(maxsize=None)
-def _figure_key(root: Path, name: str, figure, variant: str) -> str:
-    from .figures import figure_key
-
-    return figure_key(root, name, figure, variant)
+        if not resolved.is_file():
+            self.problems.append(Problem(card.path, card.line_of(target), f"image '{target}' not found"))
+            return ""
+        if resolved not in self.files:
+            self.files[resolved] = content_name(resolved.stem, resolved)
+        return self.files[resolved]
 
 
 def figure_media_name(config: Config, registry: dict, name: str, variant: str) -> str:
     """Named by the hash of everything the image is made from (rendering is deterministic), known before rendering."""
-    return f"fig-{name}-{variant}-{_figure_key(config.figures_dir.parent, name, registry[name], variant)[:12]}.png"
+    from .figures import figure_key
+
+    return f"fig-{name}-{variant}-{figure_key(config.figures_dir.parent, name, registry[name], variant)[:12]}.png"
 
 
 def content_name(stem: str, path: Path) -> str:
