@@ -106,10 +106,13 @@ def new(file: Path, cloze: bool, card_id: str | None) -> None:
             match = CARD_RE.match(line)
             if match:
                 used.add(match.group(2))
+    if config.lock_path.is_file():  # a removed card's id still names its note in users' collections
+        used |= set(json.loads(config.lock_path.read_text("utf-8")).get("notes", {}))
     stem = re.sub(r"[^a-z0-9]+", "-", file.stem.lower()).strip("-") or "card"
-    if card_id is None:
-        card_id = next(i for i in (f"{stem}-{secrets.token_hex(3)}" for _ in iter(int, 1)) if i not in used)
-    elif not ID_RE.match(card_id) or card_id in used:
+    explicit = card_id is not None
+    while card_id is None or (card_id in used and not explicit):
+        card_id = f"{stem}-{secrets.token_hex(3)}"  # fresh: random, then checked against every id in use
+    if explicit and (not ID_RE.match(card_id) or card_id in used):
         click.echo(f"Error: card id {card_id!r} is {'already used' if card_id in used else 'not valid'}", err=True)
         sys.exit(1)
     body = (f"# cloze: {card_id}\n\n{{{{c1::...}}}}\n\n## Extra\n\n" if cloze

@@ -199,6 +199,15 @@ def test_new_scaffolds_a_card_with_a_fresh_id_that_builds(project):
     assert taken.exit_code == 1 and "already used" in taken.output
 
 
+def test_new_never_reuses_the_id_of_a_removed_card(project):
+    assert run("build").exit_code == 0
+    formulas = project / "cards/basics/formulas.md"
+    formulas.write_text(formulas.read_text("utf-8").replace("# card: plot-card", "# card: plot-card-2"), "utf-8")
+    assert run("build").exit_code == 0
+    result = run("new", "--id", "plot-card", str(project / "cards/basics/more.md"))
+    assert result.exit_code == 1 and "already used" in result.output
+
+
 def test_stats_reports_decks_tags_and_guide_coverage(project):
     result = run("stats")
     assert result.exit_code == 0
