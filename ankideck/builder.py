@@ -159,14 +159,18 @@ def gather(config: Config, now: int | None = None) -> Plan:
     new, changed = [], []
     for note in notes:
         previous = lock.get(note.card.id)
-        if previous and previous.get("hash") == note.content_hash:
-            note.mod = int(previous["mod"])
+        live = previous is not None and not previous.get("removed")
+        if live and previous["hash"] == note.content_hash:
+            note.mod = previous["mod"]
         else:
-            # Strictly newer than what Anki has, or the import skips the note.
-            note.mod = max(now, int(previous["mod"]) + 1) if previous else now
-            (changed if previous else new).append(note.card.id)
+            # Strictly newer than what Anki has (a removed card's note may still be there), or the import skips it.
+            note.mod = max(now, previous["mod"] + 1) if previous else now
+            (changed if live else new).append(note.card.id)
         new_lock[note.card.id] = {"hash": note.content_hash, "kind": note.card.kind, "mod": note.mod}
-    removed = sorted(set(lock) - set(new_lock))
+    # Removed cards stay in the lock as tombstones: their notes stay in Anki, so their ids are never reused.
+    removed = sorted(k for k, v in lock.items() if k not in new_lock and not v.get("removed"))
+    for card_id, entry in lock.items():
+        new_lock.setdefault(card_id, {**entry, "removed": True})
     return Plan(config, info, notes, Changes(sorted(new), sorted(changed), removed), new_lock, media.figures,
                 {name: path for path, name in media.files.items()}, cache, dirty)
 
@@ -413,7 +417,8 @@ def _load_lock(config: Config, problems: list[Problem]) -> dict[str, dict]:
         return {}
     try:
         data = json.loads(path.read_text("utf-8"))
-        return {str(k): {"hash": str(v["hash"]), "kind": str(v.get("kind", "")), "mod": int(v["mod"])}
+        return {str(k): {"hash": str(v["hash"]), "kind": str(v.get("kind", "")), "mod": int(v["mod"]),
+                         **({"removed": True} if v.get("removed") else {})}
                 for k, v in data["notes"].items()}
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         problems.append(Problem(config.rel(path), 1, f"unreadable lock file ({e}); restore it from git"))

@@ -106,7 +106,7 @@ def new(file: Path, cloze: bool, card_id: str | None) -> None:
             match = CARD_RE.match(line)
             if match:
                 used.add(match.group(2))
-    if config.lock_path.is_file():  # a removed card's id still names its note in users' collections
+    if config.lock_path.is_file():  # removed cards stay there: their ids still name notes in collections
         used |= set(json.loads(config.lock_path.read_text("utf-8")).get("notes", {}))
     stem = re.sub(r"[^a-z0-9]+", "-", file.stem.lower()).strip("-") or "card"
     explicit = card_id is not None

@@ -47,6 +47,16 @@ def test_build_reports_removed_cards_with_a_search(project):
     assert "removed (1): plot-card" in result.output
     assert "Id:plot-card" in result.output
     assert "1 new, 0 changed, 1 removed" in result.output
+    assert "no changes" in run("build").output  # reported once, when it happens
+    lock = json.loads((project / "cards/cards.lock.json").read_text("utf-8"))["notes"]
+    assert lock["plot-card"]["removed"] is True
+
+    # Brought back under its old id: a new note as far as the build goes, newer than the one Anki kept.
+    formulas.write_text(formulas.read_text("utf-8").replace("# card: plot-card-2", "# card: plot-card"), "utf-8")
+    back = run("build")
+    assert "new (1): plot-card" in back.output
+    relock = json.loads((project / "cards/cards.lock.json").read_text("utf-8"))["notes"]
+    assert "removed" not in relock["plot-card"] and relock["plot-card"]["mod"] > lock["plot-card"]["mod"]
 
 
 def test_build_with_cards_and_out_options(project, tmp_path):
