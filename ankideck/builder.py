@@ -54,6 +54,8 @@ class Plan:
     notes: list[Note]
     changes: Changes
     lock: dict[str, dict]          # the lock file's notes after this build
+    note_types_lock: dict[str, dict]  # the lock file's note types before this build (name -> hash, mod)
+    now: int
     figures: set[str]              # figure names the cards use
     files: dict[str, Path]         # media name -> source file (images from the cards folder)
     render_cache: dict
@@ -125,7 +127,7 @@ def gather(config: Config, now: int | None = None) -> Plan:
     registry, registry_problem = _figure_registry(config)
     if registry_problem:
         problems.append(registry_problem)
-    lock = _load_lock(config, problems)
+    lock, note_types_lock = _load_lock(config, problems)
     now = int(time.time()) if now is None else now
 
     media = MediaResolver(config, registry, problems)
@@ -171,8 +173,8 @@ def gather(config: Config, now: int | None = None) -> Plan:
     removed = sorted(k for k, v in lock.items() if k not in new_lock and not v.get("removed"))
     for card_id, entry in lock.items():
         new_lock.setdefault(card_id, {**entry, "removed": True})
-    return Plan(config, info, notes, Changes(sorted(new), sorted(changed), removed), new_lock, media.figures,
-                {name: path for path, name in media.files.items()}, cache, dirty)
+    return Plan(config, info, notes, Changes(sorted(new), sorted(changed), removed), new_lock, note_types_lock, now,
+                media.figures, {name: path for path, name in media.files.items()}, cache, dirty)
 
 
 def _figure_registry(config: Config):
@@ -317,8 +319,8 @@ def build(config: Config, now: int | None = None, progress: bool = True) -> Resu
     started = time.perf_counter()
     plan = gather(config, now)
     media = collect_media(plan, progress)
-    out = _write_package(plan, media)
-    _write_lock(config, plan.lock)
+    out, note_types = _write_package(plan, media)
+    _write_lock(config, plan.lock, note_types)
     if plan.render_cache_dirty:
         _write_pickle(config.cache_dir / CACHE_FILE, plan.render_cache)
     card_count = sum(note.card.card_count for note in plan.notes)
@@ -355,8 +357,16 @@ def _write_package(plan: Plan, media: dict[str, Path]) -> Path:
         def write_to_db(self, cursor, timestamp, deck_id, id_gen):
             super().write_to_db(cursor, self.mod, deck_id, id_gen)
 
+    class TimedModel(genanki.Model):
+        """A note type whose mod time is when its templates or CSS last changed: Anki updates it only if newer."""
+
+        def to_json(self, timestamp, deck_id):
+            return super().to_json(note_types[self.name]["mod"], deck_id)
+
     css = stylesheet(plan.config.cache_dir)
-    models = {"basic": (basic_model(css), BASIC_FIELDS), "cloze": (cloze_model(css), CLOZE_FIELDS)}
+    models = {"basic": (basic_model(css, TimedModel), BASIC_FIELDS),
+              "cloze": (cloze_model(css, TimedModel), CLOZE_FIELDS)}
+    note_types = _note_type_versions([model for model, _ in models.values()], plan.note_types_lock, plan.now)
     namespace = plan.info.namespace
     decks: dict[str, genanki.Deck] = {}
     for note in plan.notes:
@@ -378,7 +388,23 @@ def _write_package(plan: Plan, media: dict[str, Path]) -> Path:
         os.replace(tmp, out)  # only a complete package replaces the previous one
     finally:
         tmp.unlink(missing_ok=True)
-    return out
+    return out, note_types
+
+
+def _note_type_versions(models, previous: dict[str, dict], now: int) -> dict[str, dict]:
+    """Each note type's definition hash and the time it last changed (the same rule as for notes)."""
+    import genanki
+
+    versions = {}
+    for model in models:
+        definition = {k: v for k, v in genanki.Model.to_json(model, 0, 0).items() if k not in ("mod", "did")}
+        digest = hashlib.sha256(json.dumps(definition, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:20]
+        before = previous.get(model.name)
+        if before and before["hash"] == digest:
+            versions[model.name] = before
+        else:
+            versions[model.name] = {"hash": digest, "mod": max(now, before["mod"] + 1) if before else now}
+    return versions
 
 
 def _write_apkg(package, media: dict[str, Path], path: Path, timestamp: int) -> None:
@@ -411,23 +437,31 @@ def deck_id(name: str) -> int:
 
 # --- lock file and caches ------------------------------------------------------------------------------------------
 
-def _load_lock(config: Config, problems: list[Problem]) -> dict[str, dict]:
+def _load_lock(config: Config, problems: list[Problem]) -> tuple[dict[str, dict], dict[str, dict]]:
+    """The lock file's notes (id -> hash, kind, mod[, removed]) and note types (name -> hash, mod)."""
     path = config.lock_path
     if not path.is_file():
-        return {}
+        return {}, {}
     try:
         data = json.loads(path.read_text("utf-8"))
-        return {str(k): {"hash": str(v["hash"]), "kind": str(v.get("kind", "")), "mod": int(v["mod"]),
-                         **({"removed": True} if v.get("removed") else {})}
-                for k, v in data["notes"].items()}
+        notes = {str(k): {"hash": str(v["hash"]), "kind": str(v.get("kind", "")), "mod": int(v["mod"]),
+                          **({"removed": True} if v.get("removed") else {})}
+                 for k, v in data["notes"].items()}
+        note_types = {str(k): {"hash": str(v["hash"]), "mod": int(v["mod"])}
+                      for k, v in data.get("note_types", {}).items()}
+        return notes, note_types
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         problems.append(Problem(config.rel(path), 1, f"unreadable lock file ({e}); restore it from git"))
-        return {}
+        return {}, {}
 
 
-def _write_lock(config: Config, notes: dict[str, dict]) -> None:
-    lines = [f"    {json.dumps(k, ensure_ascii=False)}: {json.dumps(v, sort_keys=True)}" for k, v in sorted(notes.items())]
-    text = '{\n  "version": %d,\n  "notes": {\n%s\n  }\n}\n' % (LOCK_VERSION, ",\n".join(lines))
+def _write_lock(config: Config, notes: dict[str, dict], note_types: dict[str, dict]) -> None:
+    def entries(items: dict[str, dict]) -> str:
+        return ",\n".join(f"    {json.dumps(k, ensure_ascii=False)}: {json.dumps(v, sort_keys=True)}"
+                           for k, v in sorted(items.items()))
+
+    text = '{\n  "version": %d,\n  "note_types": {\n%s\n  },\n  "notes": {\n%s\n  }\n}\n' % (
+        LOCK_VERSION, entries(note_types), entries(notes))
     path = config.lock_path
     if path.is_file() and path.read_text("utf-8") == text:
         return

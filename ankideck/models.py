@@ -108,16 +108,16 @@ def _code_stylesheet() -> str:
     return "\n".join(["/* code, light */", *light, "/* code, night mode */", *dark, ""])
 
 
-def basic_model(css: str) -> genanki.Model:
-    return genanki.Model(
+def basic_model(css: str, model_class: type[genanki.Model] = genanki.Model) -> genanki.Model:
+    return model_class(
         BASIC_MODEL_ID, "ankideck Basic",
         fields=[{"name": name} for name in BASIC_FIELDS],
         templates=[BASIC_TEMPLATE], css=css, sort_field_index=0,
     )
 
 
-def cloze_model(css: str) -> genanki.Model:
-    return genanki.Model(
+def cloze_model(css: str, model_class: type[genanki.Model] = genanki.Model) -> genanki.Model:
+    return model_class(
         CLOZE_MODEL_ID, "ankideck Cloze",
         fields=[{"name": name} for name in CLOZE_FIELDS],
         templates=[CLOZE_TEMPLATE], css=css, model_type=genanki.Model.CLOZE, sort_field_index=0,

@@ -122,3 +122,19 @@ def test_rebuild_without_changes_touches_nothing(project, collection):
     log = import_package(collection, second.out)
     assert notes_by_id(collection)["softmax-def"]["Back"] == "edited in Anki"
     assert len(log.log.updated) == 0 and len(log.log.new) == 0
+
+
+def test_a_stylesheet_change_alone_reaches_anki(project, collection, monkeypatch):
+    from ankideck import models
+
+    first = build(load_config(), now=1_000_000, progress=False)
+    import_package(collection, first.out)
+    monkeypatch.setattr(models, "BASE_CSS", models.BASE_CSS + "\n.card { letter-spacing: 0.01em; }\n")
+    second = build(load_config(), now=1_000_000, progress=False)  # same clock, no note changed
+    assert not second.plan.changes
+    import_package(collection, second.out)
+    for name in ("ankideck Basic", "ankideck Cloze"):
+        notetype = collection.models.by_name(name)
+        assert "letter-spacing: 0.01em" in notetype["css"], name
+    assert {m["name"] for m in collection.models.all()} >= {"ankideck Basic", "ankideck Cloze"}
+    assert not any(m["name"].startswith("ankideck") and m["name"].endswith("+") for m in collection.models.all())
