@@ -157,3 +157,25 @@ class GPT(nn.Module):
 
 def cache_bytes(caches) -> int:
     return sum(c[k].numel() * c[k].element_size() for c in caches for k in ("k", "v"))
+
+
+def corpus(cards_dir) -> tuple[str, int]:
+    """The deck's card text, cards/**/*.md, without cards/experiments/ (those cards quote these runs' numbers:
+    training on them would make the numbers depend on themselves)."""
+    from pathlib import Path
+
+    root = Path(cards_dir)
+    files = sorted(f for f in root.rglob("*.md") if "experiments" not in f.relative_to(root).parts)
+    return "\n".join(f.read_text(encoding="utf-8") for f in files), len(files)
+
+
+def char_dataset(cards_dir):
+    """Character-level data from the card text: (text, vocabulary, train ids, held-out ids (last 10%), file count)."""
+    text, n_files = corpus(cards_dir)
+    if len(text) < 2_000:
+        raise RuntimeError(f"too little card text under {cards_dir} ({len(text)} chars)")
+    chars = sorted(set(text))
+    stoi = {c: i for i, c in enumerate(chars)}
+    ids = torch.tensor([stoi[c] for c in text], dtype=torch.long)  # (len(text),)
+    n_val = len(ids) // 10
+    return text, chars, ids[:-n_val], ids[-n_val:], n_files

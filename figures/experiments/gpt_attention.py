@@ -18,18 +18,10 @@ def run(ctx):
     import numpy as np
     import torch
 
-    from .gpt import GPT, GPTConfig
-    from .gpt_warmup import corpus
+    from .gpt import GPT, GPTConfig, char_dataset
 
     dev = ctx.torch_device()
-    text, n_files = corpus(ctx.cards_dir)
-    if len(text) < 2_000:
-        raise RuntimeError(f"too little card text under {ctx.cards_dir} ({len(text)} chars)")
-    chars = sorted(set(text))
-    stoi = {c: i for i, c in enumerate(chars)}
-    ids = torch.tensor([stoi[c] for c in text], dtype=torch.long)
-    n_val = len(ids) // 10
-    train, val = ids[:-n_val], ids[-n_val:]
+    text, chars, train, val, n_files = char_dataset(ctx.cards_dir)
 
     quick = ctx.quick
     n_layer, n_embd, n_head, T, bs = (2, 32, 4, 32, 16) if quick else (2, 64, 4, 64, 32)

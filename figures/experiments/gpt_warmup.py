@@ -16,16 +16,6 @@ CLAIM = (
 )
 
 
-def corpus(cards_dir):
-    """The deck's card text, cards/**/*.md, without cards/experiments/ (those cards quote these runs' numbers:
-    training on them would make the numbers depend on themselves)."""
-    from pathlib import Path
-
-    root = Path(cards_dir)
-    files = sorted(f for f in root.rglob("*.md") if "experiments" not in f.relative_to(root).parts)
-    return "\n".join(f.read_text(encoding="utf-8") for f in files), len(files)
-
-
 def downsample(xs, n=100):
     """Window means: a curve of ~n points from one value per step."""
     import numpy as np
@@ -44,17 +34,10 @@ def run(ctx):
     import numpy as np
     import torch
 
-    from .gpt import GPT, GPTConfig
+    from .gpt import GPT, GPTConfig, char_dataset
 
     dev = ctx.torch_device()
-    text, n_files = corpus(ctx.cards_dir)
-    if len(text) < 2_000:
-        raise RuntimeError(f"too little card text under {ctx.cards_dir} ({len(text)} chars)")
-    chars = sorted(set(text))
-    stoi = {c: i for i, c in enumerate(chars)}
-    ids = torch.tensor([stoi[c] for c in text], dtype=torch.long)
-    n_val = len(ids) // 10
-    train, val = ids[:-n_val], ids[-n_val:]
+    text, chars, train, val, n_files = char_dataset(ctx.cards_dir)
     ctx.log(f"corpus: {n_files} card files, {len(text):,} chars, vocabulary {len(chars)}")
 
     quick = ctx.quick
@@ -131,7 +114,7 @@ def run(ctx):
                         f"(unigram {unigram:.2f}), max grad norm {max(gnorms):.1f}")  # fmt: skip
 
     data = {
-        "corpus": {"files": n_files, "chars": len(text), "vocab": len(chars), "val_chars": int(n_val),
+        "corpus": {"files": n_files, "chars": len(text), "vocab": len(chars), "val_chars": len(val),
                    "sha256": hashlib.sha256(text.encode()).hexdigest()[:16]},  # fmt: skip
         "config": {"n_layer": n_layer, "n_embd": n_embd, "n_head": n_head, "block": T, "batch": bs, "steps": steps,
                    "warmup_steps": warm, "optimizer": "Adam(0.9, 0.98), constant lr after warmup", "lrs": lrs,
