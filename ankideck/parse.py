@@ -109,6 +109,7 @@ def parse_text(text: str, where: str, default_deck: str) -> tuple[list[Card], li
     in_meta = False
     meta_lines: list[tuple[int, str]] = []
     fence: tuple[str, int] | None = None  # (fence marker, line it opened on)
+    stray_text_card: Card | None = None
 
     def close_section() -> None:
         if card is not None and section_name is not None:
@@ -194,7 +195,9 @@ def parse_text(text: str, where: str, default_deck: str) -> tuple[list[Card], li
                 problem(number, "text outside a card: start a card with '# card: ID' or '# cloze: ID'")
             continue
         if section_name is None and line.strip() and card.kind == "basic":
-            problem(number, "text before '## Front' in a card")
+            if stray_text_card is not card:  # once per card: a card without headings is one mistake, not many
+                problem(number, f"text outside '## Front' / '## Back' / '## Extra' in card '{card.id}'")
+                stray_text_card = card
             continue
         if SCRIPT_RE.search(line):
             problem(number, "raw <script> is not allowed in cards")

@@ -183,6 +183,7 @@ def test_raw_script_is_refused(project):
     ("# card: e\ntags: [a b]\n\n## Front\nq\n## Back\nb\n", "cards/x.md:2: bad tag 'a b'"),
     ("stray text\n# card: e\n## Front\nq\n## Back\nb\n", "cards/x.md:1: text outside a card"),
     ("# Heading\n", "cards/x.md:1: a level-1 heading must be"),
+    ("# card: e\nq\nmore\n## Back\nb\n", "cards/x.md:2: text outside '## Front' / '## Back' / '## Extra' in card 'e'"),
     ("---\nfoo: 1\n---\n", "cards/x.md:2: unknown front matter key 'foo'"),
     ("---\n- a\n---\n", "cards/x.md:1: front matter must be a YAML mapping"),
     ("---\ndeck: A\n", "cards/x.md:1: front matter opened with '---' is never closed"),
