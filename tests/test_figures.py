@@ -218,7 +218,7 @@ def test_every_figure_the_cards_reference_lands_in_the_package(rendered, tmp_pat
     config = dataclasses.replace(load_config(ROOT), cache_dir=tmp_path, out=tmp_path / "deck.apkg")
     plan = gather(config)  # nothing here writes into the repo: no lock file, no render cache
     assert len(plan.figures) >= 15
-    package = _write_package(plan, collect_media(plan, progress=False))
+    package, _ = _write_package(plan, collect_media(plan, progress=False))
     with zipfile.ZipFile(package) as apkg:
         names = set(json.loads(apkg.read("media")).values())
     for name in plan.figures:
