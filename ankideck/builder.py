@@ -58,8 +58,8 @@ class Plan:
     now: int
     figures: set[str]              # figure names the cards use
     files: dict[str, Path]         # media name -> source file (images from the cards folder)
-    render_cache: dict
-    render_cache_dirty: bool
+    compile_cache: dict            # file key -> (cards, problems, rendered sections), see compile_sources
+    compile_cache_dirty: bool
 
 
 @dataclass
@@ -321,8 +321,8 @@ def build(config: Config, now: int | None = None, progress: bool = True) -> Resu
     media = collect_media(plan, progress)
     out, note_types = _write_package(plan, media)
     _write_lock(config, plan.lock, note_types)
-    if plan.render_cache_dirty:
-        _write_pickle(config.cache_dir / CACHE_FILE, plan.render_cache)
+    if plan.compile_cache_dirty:
+        _write_pickle(config.cache_dir / CACHE_FILE, plan.compile_cache)
     card_count = sum(note.card.card_count for note in plan.notes)
     return Result(plan, out, len(media), card_count, time.perf_counter() - started)
 
