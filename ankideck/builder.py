@@ -142,11 +142,12 @@ def gather(config: Config, now: int | None = None) -> Plan:
                 lambda match, refs=result.refs: html.escape(media.resolve(card, refs[int(match.group(1))]), quote=True),
                 result.html)
         fields["Guide"] = html.escape(f"{card.guide} {info.guide.get(card.guide, '')}".strip()) if card.guide else ""
-        fields["Source"] = html.escape(card.source)
+        # The file, not the line: a card moved within its file (or shifted by an edit above it) is not a changed
+        # card, and its footer never goes stale. The footer shows the Id beside it.
+        fields["Source"] = html.escape(card.path)
         fields["Id"] = card.id
         tags = sorted(set(card.tags) | ({f"guide::{card.guide}"} if card.guide else set()))
-        hashed = {k: v for k, v in fields.items() if k != "Source"}  # a moved card is not a changed card
-        content_hash = hashlib.sha256("\0".join([card.kind, *hashed, *hashed.values(), *tags]).encode()
+        content_hash = hashlib.sha256("\0".join([card.kind, *fields, *fields.values(), *tags]).encode()
                                       ).hexdigest()[:20]
         notes.append(Note(card, fields, tags, content_hash))
         previous_kind = lock.get(card.id, {}).get("kind")

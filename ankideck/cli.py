@@ -80,14 +80,47 @@ def build(cards: Path | None, out: Path | None, quiet: bool) -> None:
 
 @cli.command()
 @cards_option
-def check(cards: Path | None) -> None:
+@click.option("--render", "render", is_flag=True,
+              help="Also lay out every card in headless Chromium at 390 px, light and night, and report formulas, "
+                   "code and tables wider than their box, raw list markers, MathJax errors and answers taller than "
+                   "two screens (needs Chromium and playwright: the test extra).")
+def check(cards: Path | None, render: bool) -> None:
     """Run every check on the sources; write nothing."""
     from .builder import gather
 
     config = _run(lambda: _config(cards))
     plan = _run(lambda: gather(config))
+    if render:
+        _render_check(config)
     click.echo(f"OK: {len(plan.notes)} notes in {len({n.card.path for n in plan.notes})} files, "
                f"{len(plan.figures)} figures; no problems.")
+
+
+WORST_SHOWN = 10
+
+
+def _render_check(config: Config) -> None:
+    import statistics
+
+    from .errors import BuildError as _BuildError
+    from .preview import PreviewError
+    from .render_check import check_rendering
+
+    try:
+        report = _run(lambda: check_rendering(config, progress=False))
+    except PreviewError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(1)
+    if report.heights:
+        screens = [height / report.screen for height in report.heights]
+        click.echo(f"Answers with the Extra closed: median {statistics.median(screens):.2f} screens, "
+                   f"tallest {max(screens):.2f} ({len(screens)} answer sides at 390x{report.screen})")
+    if report.worst:
+        click.echo("Widest boxes:", err=True)
+        for finding in report.worst[:WORST_SHOWN]:
+            click.echo(f"  {finding.card}: {finding.reason} ({finding.overflow:.2f}x)", err=True)
+    if report.problems:
+        _fail(_BuildError(report.problems))
 
 
 @cli.command()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import re
 import xml.etree.ElementTree as etree
 from urllib.parse import unquote
 
@@ -54,6 +55,34 @@ class FencedCodePreprocessor(RendererBound, Preprocessor):
             css = f' class="language-{language}"' if language else ""
             placeholder = self.md.htmlStash.store(f'<div class="codehilite"><pre><code{css}>{code}</code></pre></div>')
             out.extend(["", placeholder, ""])
+        return out
+
+
+class ListAfterTextPreprocessor(Preprocessor):
+    """A list right after a line of text is a list, as in CommonMark (and as authors expect).
+
+    Python-Markdown only starts a list after a blank line: without one, ``text\n- a\n- b`` renders as one run-on
+    paragraph with literal " - " markers. A blank line is put before a list item that follows a paragraph line (not
+    inside a list already, not in a block quote). As in CommonMark, an ordered list interrupts a paragraph only when
+    it starts at 1, so "2024. 年" stays prose.
+    """
+
+    ITEM_RE = re.compile(r"^ {0,3}(?:[-*+]|1\.)[ \t]+\S")
+    QUOTE_RE = re.compile(r"^ {0,3}>")
+
+    def run(self, lines: list[str]) -> list[str]:
+        out: list[str] = []
+        block_is_list = block_is_quote = False   # what the current run of non-blank lines is
+        for line in lines:
+            if not line.strip():
+                block_is_list = block_is_quote = False
+            elif self.ITEM_RE.match(line):
+                if out and out[-1].strip() and not (block_is_list or block_is_quote):
+                    out.append("")
+                block_is_list = True
+            elif not (out and out[-1].strip()):
+                block_is_quote = bool(self.QUOTE_RE.match(line))
+            out.append(line)
         return out
 
 
@@ -153,6 +182,7 @@ class CardExtension(Extension):
     def extendMarkdown(self, md):
         md.preprocessors.register(FencedCodePreprocessor(md, self.renderer), "ankideck-fenced-code", 30)
         md.preprocessors.register(DisplayMathPreprocessor(md, self.renderer), "ankideck-display-math", 29)
+        md.preprocessors.register(ListAfterTextPreprocessor(md), "ankideck-list-after-text", 28)
         md.inlinePatterns.register(
             InlineDisplayMathProcessor(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$", md), "ankideck-inline-display-math", 189.95)
         # After the inline patterns (priority 20) have produced the math and image elements.

@@ -11,15 +11,22 @@ from pathlib import Path
 
 import genanki
 
+from .figures import DARK_BACKGROUND, LIGHT_BACKGROUND
+
 BASIC_MODEL_ID = 1607392319        # never change
 CLOZE_MODEL_ID = 1607392320        # never change
 BASIC_FIELDS = ("Front", "Back", "Extra", "Guide", "Source", "Id")   # never change (names or order)
 CLOZE_FIELDS = ("Text", "Extra", "Guide", "Source", "Id")            # never change (names or order)
 
+# The Extra (derivations, sources, follow-ups) is closed by default, so a daily review fits one phone screen; one tap
+# opens it. <details> works in the web views of Anki desktop, AnkiDroid and AnkiMobile without any script.
+EXTRA_SUMMARY = "出处与追问"
+# The footer names the card by file and id: nothing in it moves when other cards are added or deleted.
 FOOTER = """
-{{#Extra}}<div class="extra">{{Extra}}</div>{{/Extra}}
-<div class="meta">{{#Guide}}<span class="guide">{{Guide}}</span>{{/Guide}}<span class="source">{{Source}}</span></div>
-"""
+{{#Extra}}<details class="extra"><summary>%s</summary><div class="extra-body">{{Extra}}</div></details>{{/Extra}}
+<div class="meta">{{#Guide}}<span class="guide">{{Guide}}</span>{{/Guide}}<span class="source">{{Source}}</span>\
+<span class="card-id">{{Id}}</span></div>
+""" % EXTRA_SUMMARY
 
 BASIC_TEMPLATE = {
     "name": "Card 1",  # never change
@@ -37,29 +44,37 @@ DARK_CODE_STYLE = "github-dark"
 NIGHT = (".nightMode", ".night_mode")  # desktop/AnkiMobile, AnkiDroid
 
 BASE_CSS = """
-/* Mobile first: readable at 360-430 px; wide things scroll inside their own box, never the page. */
+/* Mobile first: written for a 390 px phone. Nothing is wider than the card: formulas and code are written to fit
+   (the render check measures them); a box scrolls sideways only on screens narrower than the check's. */
+html, body { margin: 0; padding: 0; }
 .card {
-  --fg: #1f2328; --bg: #ffffff; --muted: #59636e; --accent: #0b57d0; --cloze: #0b57d0;
+  --fg: #1f2328; --bg: @LIGHT@; --muted: #59636e; --accent: #0b57d0; --cloze: #0b57d0;
   --box: #f6f8fa; --border: #d0d7de;
   font-family: -apple-system, "PingFang SC", "Hiragino Sans GB", "Noto Sans CJK SC", "Source Han Sans SC",
     "Microsoft YaHei", "Helvetica Neue", Roboto, Arial, sans-serif;
   font-size: 18px; line-height: 1.6; color: var(--fg); background: var(--bg);
   text-align: left; margin: 0; padding: 12px 14px; overflow-wrap: anywhere; word-break: normal;
+  /* Paint the whole screen: AnkiDroid's page around a short card can be black in night mode. */
+  min-height: 100vh; box-sizing: border-box;
 }
 .card.nightMode, .card.night_mode, .nightMode .card, .night_mode .card {
-  /* --bg is the figures' dark background (ankideck.figures.DARK_BACKGROUND): images blend into the card. */
-  --fg: #e6edf3; --bg: #2f2f31; --muted: #a0a7b0; --accent: #79b8ff; --cloze: #79b8ff;
+  /* --bg is the dark figures' background, so images blend into the card. */
+  --fg: #e6edf3; --bg: @DARK@; --muted: #a0a7b0; --accent: #79b8ff; --cloze: #79b8ff;
   --box: #232427; --border: #4a4f57;
 }
+/* The page behind the card (past its edges, or under overscroll) matches it too. */
+html:has(> body.nightMode), html:has(> body.night_mode), html.nightMode, html.night_mode { background: @DARK@; }
 .front, .text { font-size: 1.05em; }
 hr#answer { border: 0; border-top: 1px solid var(--border); margin: 14px 0; }
 .cloze { font-weight: 700; color: var(--cloze); }
-code { font-family: "JetBrains Mono", "SFMono-Regular", Menlo, Consolas, "Noto Sans Mono CJK SC", monospace;
-  font-size: 0.88em; }
+code { font-family: "JetBrains Mono", "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", "Noto Sans Mono CJK SC",
+  monospace; font-size: 0.88em; }
 :not(pre) > code { background: var(--box); border-radius: 4px; padding: 0.1em 0.3em; }
 .codehilite { background: var(--box); border: 1px solid var(--border); border-radius: 6px; margin: 0.6em 0;
   max-width: 100%; overflow-x: auto; -webkit-overflow-scrolling: touch; }
-.codehilite pre { margin: 0; padding: 10px 12px; line-height: 1.45; white-space: pre; overflow-wrap: normal; }
+/* A fixed size, the same in the Extra: a code line of up to 40 columns fits the box on a 390 px phone. */
+.codehilite pre { margin: 0; padding: 8px 8px; line-height: 1.45; white-space: pre; overflow-wrap: normal; }
+.codehilite code { font-size: 13px; }
 .arithmatex { max-width: 100%; overflow-x: auto; overflow-y: hidden; }
 div.arithmatex, span.arithmatex.display { display: block; margin: 0.5em 0; }
 /* MathJax's hidden copy of each formula for screen readers is laid out wider than the formula in Chromium (Anki's
@@ -70,15 +85,20 @@ img { max-width: 100%; height: auto; }
 .fig-dark { display: none; }
 .nightMode .fig-light, .night_mode .fig-light { display: none; }
 .nightMode .fig-dark, .night_mode .fig-dark { display: inline; }
-table { display: block; max-width: 100%; overflow-x: auto; border-collapse: collapse; margin: 0.6em 0; }
-th, td { border: 1px solid var(--border); padding: 4px 8px; }
+table { display: block; max-width: 100%; overflow-x: auto; border-collapse: collapse; margin: 0.6em 0;
+  font-size: 0.9em; }
+th, td { border: 1px solid var(--border); padding: 4px 6px; }
 th { background: var(--box); }
 ul, ol { padding-left: 1.4em; }
-.extra { margin-top: 16px; padding: 10px 12px; border-left: 3px solid var(--accent); background: var(--box);
-  font-size: 0.92em; }
+.extra { margin-top: 16px; border-left: 3px solid var(--accent); background: var(--box); font-size: 0.92em; }
+.extra > summary { padding: 8px 10px; color: var(--accent); cursor: pointer; font-size: 0.95em; }
+.extra-body { padding: 0 10px 8px; }
 .meta { margin-top: 14px; font-size: 0.72em; color: var(--muted); display: flex; flex-wrap: wrap; gap: 0 12px; }
+/* Narrower than the 390 px the cards are checked at: a smaller code font, then wrapping, so nothing is cut off. */
+@media (max-width: 380px) { .codehilite code { font-size: 12px; } }
+@media (max-width: 340px) { .codehilite pre { white-space: pre-wrap; overflow-wrap: anywhere; } }
 @media (min-width: 700px) { .card { max-width: 760px; margin: 0 auto; font-size: 20px; } }
-"""
+""".replace("@LIGHT@", LIGHT_BACKGROUND).replace("@DARK@", DARK_BACKGROUND)
 
 
 def stylesheet(cache_dir: Path | None = None) -> str:

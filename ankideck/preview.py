@@ -251,6 +251,15 @@ def write_preview(config: Config, out_dir: Path | None = None, shots: bool = Fal
     new one. With ``shots``, also saves PNG screenshots of a few cards, light and night, under ``shots/``.
     """
     plan = gather(config)
+    index = write_plan_preview(plan, out_dir, progress)
+    if shots:
+        take_screenshots(index, index.parent / "shots", _shot_cards([v for n in plan.notes for v in card_views(n)]))
+    return index
+
+
+def write_plan_preview(plan, out_dir: Path | None = None, progress: bool = False) -> Path:
+    """Write the preview of a gathered deck; return the path of its index.html."""
+    config = plan.config
     media = collect_media(plan, progress)
     out_dir = Path(out_dir) if out_dir is not None else config.out.parent / "preview"
     mathjax = _mathjax_dir()
@@ -269,10 +278,7 @@ def write_preview(config: Config, out_dir: Path | None = None, shots: bool = Fal
             target.write_text(_source_html(source, (config.root / source).read_text("utf-8")), "utf-8")
         page = _index_html(plan.info.name, plan.notes, views, set(media), stylesheet(config.cache_dir))
         (staging / "index.html").write_text(page, "utf-8")
-    index = out_dir / "index.html"
-    if shots:
-        take_screenshots(index, out_dir / "shots", _shot_cards(views))
-    return index
+    return out_dir / "index.html"
 
 
 def _mathjax_dir() -> Path:
@@ -383,6 +389,7 @@ def _index_html(deck_name: str, notes: list[Note], views: list[CardView], media:
   <h1>{e(deck_name)}</h1>
   <label>Deck <select id="deck-filter"><option value="">all decks</option>{deck_options}</select></label>
   <label>Tag <select id="tag-filter"><option value="">all tags</option>{tag_options}</select></label>
+  <input type="search" id="search" placeholder="Search front, back, id, tag" aria-label="Search">
   <label class="switch"><input type="checkbox" id="night-mode"> Night mode</label>
   <span id="count">{len(notes)} notes, {len(views)} cards</span>
 </header>
@@ -431,7 +438,7 @@ def chromium_path() -> str | None:
 
 @contextmanager
 def open_preview(index: Path):
-    """Open a preview in headless Chromium at phone size and yield the page once every card is typeset."""
+    """Open a preview in headless Chromium at phone size and yield the page once every card is mounted and typeset."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -445,8 +452,9 @@ def open_preview(index: Path):
         try:
             page = browser.new_page(viewport=PHONE, device_scale_factor=2)
             page.goto(index.resolve().as_uri())
-            page.wait_for_function("window.ankideckPreview && (ankideckPreview.typeset || ankideckPreview.failed)",
+            page.wait_for_function("window.ankideckPreview && (ankideckPreview.ready || ankideckPreview.failed)",
                                    timeout=120_000)
+            page.evaluate("ankideckPreview.typesetAll()")   # the page typesets lazily; checks and shots need all
             failure = page.evaluate("ankideckPreview.failed")
             if failure:
                 raise PreviewError(f"typesetting failed in the browser: {failure}")

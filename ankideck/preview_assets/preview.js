@@ -18,7 +18,10 @@
     return [...sheet.cssRules].map((rule) => rule instanceof CSSMediaRule && WIDTH_QUERY.test(rule.conditionText)
       ? `@container ${rule.conditionText} { ${cssText(rule.cssRules)} }` : rule.cssText).join("\n");
   }
-  const deckCss = forPhoneFrame(data.css) + "\n.viewport { container-type: inline-size; }";
+  // The preview stacks many cards: a card is as tall as its content, not a whole screen (the render check tests the
+  // full-screen background on its own page).
+  const deckCss = forPhoneFrame(data.css) + "\n.viewport { container-type: inline-size; }\n.card { min-height: 0; }";
+  const nightSwitch = document.getElementById("night-mode");
 
   // Like Anki's reviewer: the note type's CSS, then the card's HTML inside #qa, inside a body with the classes
   // "card cardN". Style elements rather than adopted style sheets keep Anki's cascade: a <style> in a card comes
@@ -35,12 +38,25 @@
     body.append(qa);
     viewport.append(body);
     root.append(style(deckCss), viewport);
+    host.classList.add("mounted");
     return { host, root, viewport, body, math: [], mathProblems: [] };
   }
-  const sides = [...document.querySelectorAll(".phone")].map(mount);
+  // Sides are mounted and typeset as they scroll into view (typesetting every formula up front took 12-26 s on a
+  // 2-core machine); typesetAll() does the rest at once, for the render check and the screenshots.
+  const hosts = [...document.querySelectorAll(".phone")];
+  const sides = [];
+  const mounted = new Map();   // host -> side
+  function sideOf(host) {
+    if (!mounted.has(host)) {
+      const side = mount(host);
+      mounted.set(host, side);
+      sides.push(side);
+      for (const name of NIGHT_CLASSES) side.body.classList.toggle(name, nightSwitch.checked);
+    }
+    return mounted.get(host);
+  }
 
   // --- night mode and filters ---
-  const nightSwitch = document.getElementById("night-mode");
   function setNight(on) {
     document.documentElement.classList.toggle("night", on);
     for (const side of sides) for (const name of NIGHT_CLASSES) side.body.classList.toggle(name, on);
@@ -50,15 +66,29 @@
 
   const deckFilter = document.getElementById("deck-filter");
   const tagFilter = document.getElementById("tag-filter");
+  const search = document.getElementById("search");
   const count = document.getElementById("count");
   const within = (name, parent) => name === parent || name.startsWith(parent + "::");
+  // Search text per note: its id, tags and the text of its sides (front and back), without markup.
+  const plain = (markup) => new DOMParser().parseFromString(markup, "text/html").body.textContent;
+  const searchText = new Map();
+  function textOf(note) {
+    if (!searchText.has(note)) {
+      const sideText = [...note.querySelectorAll(".phone")].map((host) => plain(data.sides[Number(host.dataset.side)]));
+      searchText.set(note, [note.querySelector(".note-id").textContent, note.dataset.tags, ...sideText]
+        .join("\n").toLowerCase());
+    }
+    return searchText.get(note);
+  }
   function applyFilters() {
     let notes = 0;
     let cards = 0;
+    const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
     for (const note of document.querySelectorAll(".note")) {
       const tags = JSON.parse(note.dataset.tags);
       const shown = (!deckFilter.value || within(note.dataset.deck, deckFilter.value))
-        && (!tagFilter.value || tags.some((tag) => within(tag, tagFilter.value)));
+        && (!tagFilter.value || tags.some((tag) => within(tag, tagFilter.value)))
+        && (!words.length || words.every((word) => textOf(note).includes(word)));
       note.hidden = !shown;
       notes += shown;
       cards += shown ? note.querySelectorAll(".card-view").length : 0;
@@ -67,6 +97,7 @@
   }
   deckFilter.addEventListener("change", applyFilters);
   tagFilter.addEventListener("change", applyFilters);
+  search.addEventListener("input", applyFilters);
   applyFilters();
 
   // --- math ---
@@ -94,22 +125,27 @@
     return problems;
   }
 
-  function typesetAll() {
-    // The page's MathJax document does not look inside shadow trees by itself, but it typesets any element it is
-    // handed, inside a shadow tree or not, in one pass (one layout for all the measuring).
-    return MathJax.typesetPromise(sides.map((side) => side.viewport)).then(() => {
-      // MathJax put its CSS in the page's <head>. The @font-face rules work from there (shadow trees cannot declare
-      // fonts); every other rule has to be inside each shadow tree to reach the formulas. First, as in Anki, where
-      // MathJax's CSS is in the <head> and the card's below.
+  // MathJax typesets the elements it is handed, inside shadow trees too, in one pass (one layout for the measuring).
+  // It puts its CSS in the page's <head>: the @font-face rules work from there (shadow trees cannot declare fonts);
+  // every other rule has to be inside each shadow tree to reach the formulas. First, as in Anki, where MathJax's CSS
+  // is in the <head> and the card's below.
+  let queue = Promise.resolve();
+  function typeset(batch) {
+    const todo = batch.filter((side) => !side.typeset && !side.queued);
+    if (!todo.length) return queue;
+    for (const side of todo) side.queued = true;
+    queue = queue.then(() => MathJax.typesetPromise(todo.map((side) => side.viewport))).then(() => {
       const rules = document.getElementById("MJX-CHTML-styles").sheet.cssRules;
       const mathCss = cssText([...rules].filter((rule) => !(rule instanceof CSSFontFaceRule)));
-      const byRoot = new Map(sides.map((side) => [side.root, side]));
+      const byRoot = new Map(todo.map((side) => [side.root, side]));
       for (const item of MathJax.startup.document.math) {
         byRoot.get(item.start.node.getRootNode())?.math.push(item);
       }
-      for (const side of sides) {
+      MathJax.startup.document.math.clear();   // each formula is collected once, by the batch that typeset it
+      for (const side of todo) {
         side.root.prepend(style(mathCss));
         side.mathProblems = mathProblems(side.math, side.root);
+        side.typeset = true;
         if (side.mathProblems.length) {
           const badge = side.host.closest(".note").querySelector(".problems");
           badge.hidden = false;
@@ -117,13 +153,27 @@
           badge.title = side.mathProblems.join("\n");
         }
       }
-      preview.typeset = true;
     }).catch((error) => {
       preview.failed = String(error.stack || error);
     });
+    return queue;
   }
 
-  const preview = { sides, setNight, applyFilters, typeset: false, failed: null };
+  function typesetAll() {
+    return typeset(hosts.map(sideOf)).then(() => { preview.typeset = true; });
+  }
+
+  function startLazy() {
+    const observer = new IntersectionObserver((entries) => {
+      const visible = entries.filter((entry) => entry.isIntersecting).map((entry) => entry.target);
+      for (const host of visible) observer.unobserve(host);
+      if (visible.length) typeset(visible.map(sideOf));
+    }, { rootMargin: "1200px 0px" });
+    for (const host of hosts) observer.observe(host);
+    preview.ready = true;
+  }
+
+  const preview = { sides, setNight, applyFilters, typesetAll, ready: false, typeset: false, failed: null };
   window.ankideckPreview = preview;
 
   // Anki's settings (ts/mathjax/index.ts) for tex-chtml-full.js; inline \(..\) is MathJax's default.
@@ -140,7 +190,7 @@
       typeset: false,
       ready() {
         MathJax.startup.defaultReady();
-        MathJax.startup.promise.then(typesetAll);
+        MathJax.startup.promise.then(startLazy);
       },
     },
   };
