@@ -12,20 +12,23 @@ import hashlib
 import html
 import json
 import os
-import pickle
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import compile_cache, lockfile
+from .atomic import Staged, build_lock, check_writable_target, new_temp, remove_stale_temps
 from .config import Config, DeckInfo, load_deck_info
 from .errors import BuildError, Problem
-from .parse import Card, decode, parse_file, parse_text
+from .parse import MAX_CARD_CHARS, Card, card_size, decode, parse_file, parse_text
 
 PARALLEL_BYTES = 200_000   # below this much Markdown to compile, worker start-up costs more than it saves
-CACHE_FILE = "compiled.pickle"
-LOCK_VERSION = 1
+CACHE_FILE = compile_cache.CACHE_FILE
+BUILD_LOCK = "build.lock"  # in the cache folder: one build at a time writes a project
+# Media a card may embed, recognised by their first bytes (never by the name): an SVG can carry script.
+IMAGE_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"))
 
 
 @dataclass
@@ -60,6 +63,7 @@ class Plan:
     files: dict[str, Path]         # media name -> source file (images from the cards folder)
     compile_cache: dict            # file key -> (cards, problems, rendered sections), see compile_sources
     compile_cache_dirty: bool
+    notices: list[str] = field(default_factory=list)  # what the build will do that the user must know about
 
 
 @dataclass
@@ -74,7 +78,31 @@ class Result:
 # --- gather --------------------------------------------------------------------------------------------------------
 
 def card_files(config: Config) -> list[Path]:
+    """The card sources: Markdown files whose real location is inside the cards folder, with UTF-8 names."""
+    return [path for path in _all_card_files(config) if _source_problem(config, path) is None]
+
+
+def _all_card_files(config: Config) -> list[Path]:
     return sorted(path for path in config.cards_dir.rglob("*.md") if path.is_file())
+
+
+def _shown(config: Config, path: Path) -> str:
+    return config.rel(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _source_problem(config: Config, path: Path) -> Problem | None:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return Problem(_shown(config, path), 1, "file name is not valid UTF-8; rename the file")
+    if not path.resolve().is_relative_to(config.cards_dir.resolve()):
+        return Problem(config.rel(path), 1, f"card file is a link to {path.resolve().as_posix()}, outside the cards "
+                                            "folder; card sources must be inside it")
+    return None
+
+
+def source_problems(config: Config) -> list[Problem]:
+    return [p for p in (_source_problem(config, path) for path in _all_card_files(config)) if p is not None]
 
 
 def _default_deck(config: Config, info: DeckInfo, path: Path) -> str:
@@ -96,38 +124,51 @@ def load_cards(config: Config, info: DeckInfo) -> tuple[list[Card], list[Problem
         file_cards, file_problems = parse_file(path, config.rel(path), _default_deck(config, info, path))
         cards.extend(file_cards)
         problems.extend(file_problems)
-    return cards, problems + _cross_file_problems(config, info, cards)
+    return cards, problems + source_problems(config) + _cross_file_problems(config, info, cards)
 
 
 def _cross_file_problems(config: Config, info: DeckInfo, cards: list[Card]) -> list[Problem]:
     problems = []
     first_seen: dict[str, Card] = {}
     for card in cards:
-        if card.id in first_seen:
+        # By case-folded id: Anki's "Id:" search and case-insensitive file systems see no case.
+        first = first_seen.get(card.id.casefold())
+        if first is not None and first.id == card.id:
             problems.append(Problem(card.path, card.line,
-                                    f"duplicate card id '{card.id}' (first used at {first_seen[card.id].source})"))
+                                    f"duplicate card id '{card.id}' (first used at {first.source})"))
+        elif first is not None:
+            problems.append(Problem(card.path, card.line, (
+                f"duplicate card id '{card.id}': it differs only in case from '{first.id}' (first used at "
+                f"{first.source}), and Anki's Id: search treats them as one; choose another id")))
         else:
-            first_seen[card.id] = card
+            first_seen[card.id.casefold()] = card
         if card.guide is not None and info.guide and card.guide not in info.guide:
             problems.append(Problem(card.path, card.line, f"unknown guide question '{card.guide}' "
                                                           f"(see {config.rel(config.guide_path)})"))
     return problems
 
 
-def gather(config: Config, now: int | None = None) -> Plan:
-    """Read and check everything; raise BuildError with every problem found. Writes nothing."""
+def gather(config: Config, now: int | None = None, new_namespace: bool = False) -> Plan:
+    """Read and check everything; raise BuildError with every problem found. Writes nothing.
+
+    ``new_namespace``: accept a namespace in deck.yaml that differs from the one the lock file records.
+    """
     from .render import PLACEHOLDER_RE
 
     info = load_deck_info(config)
     _check_folder(config)
-    cache = _load_pickle(config.cache_dir / CACHE_FILE)
+    cache = compile_cache.load(config.cache_dir / CACHE_FILE)
     cards, problems, rendered, dirty = compile_sources(config, info, cache)
-    problems += _cross_file_problems(config, info, cards)
+    problems += source_problems(config) + _cross_file_problems(config, info, cards)
 
     registry, registry_problem = _figure_registry(config)
     if registry_problem:
         problems.append(registry_problem)
-    lock, note_types_lock = _load_lock(config, problems)
+    lock_state = lockfile.load(config.lock_path, config.rel(config.lock_path), problems)
+    lock, note_types_lock = lock_state.notes, lock_state.note_types
+    notices: list[str] = []
+    problems += _namespace_problems(config, info, lock_state, new_namespace)
+    recovered = _recover_lock(config, info, lock_state, problems, notices, new_namespace)
     now = int(time.time()) if now is None else now
 
     media = MediaResolver(config, registry, problems)
@@ -139,7 +180,7 @@ def gather(config: Config, now: int | None = None) -> Plan:
             for needle, message in result.problems:
                 problems.append(Problem(card.path, card.line_of(needle), message))
             fields[name] = PLACEHOLDER_RE.sub(
-                lambda match, refs=result.refs: html.escape(media.resolve(card, refs[int(match.group(1))]), quote=True),
+                lambda match, refs=result.refs: html.escape(media.placeholder(card, refs, match), quote=True),
                 result.html)
         fields["Guide"] = html.escape(f"{card.guide} {info.guide.get(card.guide, '')}".strip()) if card.guide else ""
         # The file, not the line: a card moved within its file (or shifted by an edit above it) is not a changed
@@ -155,6 +196,8 @@ def gather(config: Config, now: int | None = None) -> Plan:
             problems.append(Problem(card.path, card.line, (
                 f"card '{card.id}' was a {previous_kind} note and is now a {card.kind} note; Anki cannot change a "
                 "note's type on re-import, so give it a new id (the old note stays in Anki)")))
+    if recovered is not None:
+        lock = _lock_from_package(notes, recovered, problems)
     if problems:
         raise BuildError(problems)
 
@@ -175,7 +218,88 @@ def gather(config: Config, now: int | None = None) -> Plan:
     for card_id, entry in lock.items():
         new_lock.setdefault(card_id, {**entry, "removed": True})
     return Plan(config, info, notes, Changes(sorted(new), sorted(changed), removed), new_lock, note_types_lock, now,
-                media.figures, {name: path for path, name in media.files.items()}, cache, dirty)
+                media.figures, {name: path for path, name in media.files.items()}, cache, dirty, notices)
+
+
+def _deck_yaml_line(config: Config, key: str) -> tuple[str, int]:
+    from .config import DECK_FILE
+
+    path = config.cards_dir / DECK_FILE
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    return config.rel(path), next((i for i, line in enumerate(lines, 1) if line.startswith(f"{key}:")), 1)
+
+
+def _namespace_problems(config: Config, info: DeckInfo, lock_state, new_namespace: bool) -> list[Problem]:
+    """A changed namespace changes every GUID: a re-import would duplicate the whole deck, without its history."""
+    before = lock_state.namespace
+    if before is None or before == info.namespace or new_namespace:
+        return []
+    where, line = _deck_yaml_line(config, "namespace")
+    live = sum(1 for entry in lock_state.notes.values() if not entry.get("removed"))
+    return [Problem(where, line, (
+        f"namespace changed from '{before}' to '{info.namespace}' (recorded in {config.rel(config.lock_path)}): "
+        f"every note's identity would change, and a re-import would add all {live} notes again as new notes "
+        f"without their review history; restore namespace: {before}, or build with --new-namespace to start a "
+        "new deck on purpose"))]
+
+
+def _recover_lock(config: Config, info: DeckInfo, lock_state, problems: list[Problem], notices: list[str],
+                  new_namespace: bool):
+    """Without a lock file: the previous package's notes (to rebuild the lock from), or None, with a notice."""
+    import genanki
+
+    from .models import BASIC_MODEL_ID, CLOZE_MODEL_ID
+
+    if lock_state.exists:
+        return None
+    lock_shown = config.rel(config.lock_path)
+    if not config.out.is_file():
+        notices.append(f"No lock file ({lock_shown}) and no previous deck ({config.rel(config.out)}): every note "
+                       "is new. If this deck was built before, restore the lock file from git first, or a re-import "
+                       "overwrites every edit made in Anki.")
+        return None
+    try:
+        notes = lockfile.read_package(config.out, BASIC_MODEL_ID, CLOZE_MODEL_ID)
+    except ValueError as e:
+        problems.append(Problem(config.rel(config.out), 1, (
+            f"{lock_shown} is missing and the previous deck cannot be read to rebuild it ({e}); restore the lock "
+            f"file from git, or delete {config.rel(config.out)} to start from scratch (every note new)")))
+        return None
+    foreign = [card_id for card_id, note in notes.items() if note.guid != genanki.guid_for(info.namespace, card_id)]
+    if foreign and not new_namespace:
+        where, line = _deck_yaml_line(config, "namespace")
+        problems.append(Problem(where, line, (
+            f"{len(foreign)} of the {len(notes)} notes in {config.rel(config.out)} were built under another "
+            f"namespace than '{info.namespace}': a re-import would add them again as new notes; restore the "
+            "namespace, or build with --new-namespace to start a new deck on purpose")))
+        return None
+    notices.append(f"No lock file ({lock_shown}): rebuilt it from {config.rel(config.out)} ({len(notes)} notes); "
+                   "notes whose fields and tags are unchanged keep their mod time, so a re-import leaves them alone.")
+    return notes
+
+
+def _lock_from_package(notes: list[Note], package: dict, problems: list[Problem]) -> dict[str, dict]:
+    """Lock entries rebuilt from the previous package: a note the same as there keeps its hash's place and time."""
+    from .models import BASIC_FIELDS, CLOZE_FIELDS
+
+    lock: dict[str, dict] = {}
+    for note in notes:
+        previous = package.get(note.card.id)
+        if previous is None:
+            continue
+        if previous.kind != note.card.kind:
+            problems.append(Problem(note.card.path, note.card.line, (
+                f"card '{note.card.id}' was a {previous.kind} note and is now a {note.card.kind} note; Anki cannot "
+                "change a note's type on re-import, so give it a new id (the old note stays in Anki)")))
+        names = BASIC_FIELDS if note.card.kind == "basic" else CLOZE_FIELDS
+        same = previous.fields == [note.fields.get(name, "") for name in names] and previous.tags == sorted(note.tags)
+        lock[note.card.id] = {"hash": note.content_hash if same else "", "kind": previous.kind, "mod": previous.mod}
+    for card_id, previous in package.items():
+        lock.setdefault(card_id, {"hash": "", "kind": previous.kind, "mod": previous.mod})
+    return lock
 
 
 def _figure_registry(config: Config):
@@ -185,9 +309,11 @@ def _figure_registry(config: Config):
 
     try:
         return load_registry(config.figures_dir.parent, config.figures_dir.name), None
-    except Exception as e:  # the registry is user code: any error in it is a problem to report, not a crash
-        return {}, Problem(config.rel(config.figures_dir / "__init__.py"), getattr(e, "lineno", None) or 1,
-                           f"cannot load the figure registry: {type(e).__name__}: {e}")
+    except (Exception, SystemExit) as e:  # the registry is user code: any error in it is a problem, not a crash
+        if isinstance(e, SyntaxError):
+            return {}, Problem(config.rel(config.figures_dir / "__init__.py"), e.lineno or 1,
+                               f"cannot load the figure registry: {type(e).__name__}: {e}")
+        return {}, _user_code_problem(config, e, "cannot load the figure registry")
 
 
 class MediaResolver:
@@ -202,6 +328,14 @@ class MediaResolver:
         self.files: dict[Path, str] = {}
         self.figures: set[str] = set()
         self._figure_names: dict[tuple[str, str], str] = {}
+
+    def placeholder(self, card: Card, refs: list[str], match) -> str:
+        index = int(match.group(1))
+        if index >= len(refs):  # the text itself says "ankideck-media:N"
+            self.problems.append(Problem(card.path, card.line_of(match.group(0)),
+                                         f"'{match.group(0)}' is reserved for the deck's images; reword it"))
+            return ""
+        return self.resolve(card, refs[index])
 
     def resolve(self, card: Card, ref: str) -> str:
         kind, _, target = ref.partition(":")
@@ -219,7 +353,7 @@ class MediaResolver:
         if (name, variant) not in self._figure_names:
             try:
                 self._figure_names[name, variant] = figure_media_name(self.config, self.registry, name, variant)
-            except Exception as e:  # the registry entry is user code: report, don't crash
+            except (Exception, SystemExit) as e:  # the registry entry is user code: report, don't crash
                 self.problems.append(Problem(card.path, card.line_of(f"fig:{name}"),
                                             f"figure '{name}' cannot be prepared: {type(e).__name__}: {e}"))
                 return ""
@@ -229,15 +363,39 @@ class MediaResolver:
     def _file(self, card: Card, target: str) -> str:
         root = self.config.root
         resolved = ((root / card.path).parent / target).resolve()
+        line = card.line_of(target)
         if not resolved.is_relative_to(root):
-            self.problems.append(Problem(card.path, card.line_of(target), f"image '{target}' is outside the project"))
+            self.problems.append(Problem(card.path, line, f"image '{target}' is outside the project"))
+            return ""
+        allowed = (self.config.cards_dir.resolve(), (self.config.cache_dir / "figures").resolve())
+        if not any(resolved.is_relative_to(folder) for folder in allowed):
+            self.problems.append(Problem(card.path, line, (
+                f"image '{target}' is outside the cards folder; only images inside "
+                f"{self.config.rel(self.config.cards_dir)}/ can be packed into the deck")))
             return ""
         if not resolved.is_file():
-            self.problems.append(Problem(card.path, card.line_of(target), f"image '{target}' not found"))
+            self.problems.append(Problem(card.path, line, f"image '{target}' not found"))
             return ""
         if resolved not in self.files:
+            try:
+                with open(resolved, "rb") as f:
+                    head = f.read(16)
+            except OSError as e:
+                self.problems.append(Problem(card.path, line, f"image '{target}' cannot be read: {e.strerror}"))
+                return ""
+            if not _image_type(head):
+                self.problems.append(Problem(card.path, line, (
+                    f"image '{target}' is not a PNG, JPEG, GIF or WebP image (judged by its content); only "
+                    "images can be packed into the deck")))
+                return ""
             self.files[resolved] = content_name(resolved.stem, resolved)
         return self.files[resolved]
+
+
+def _image_type(head: bytes) -> str | None:
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for signature, kind in IMAGE_SIGNATURES if head.startswith(signature)), None)
 
 
 def figure_media_name(config: Config, registry: dict, name: str, variant: str) -> str:
@@ -273,8 +431,19 @@ def compile_file(job: tuple[str, str, bytes]) -> tuple[list[Card], list[Problem]
     if _renderer is None:
         from .markdown_extensions import Renderer
         _renderer = Renderer()  # built once per process: building the converter is the expensive part
-    rendered = [{name: _renderer.render(section.text, card.kind == "cloze") for name, section in card.sections.items()}
-                for card in cards]
+    from .cloze import cloze_problems
+    from .sanitize import sanitize
+
+    rendered = []
+    for card in cards:
+        sections = {}
+        if card_size(card) <= MAX_CARD_CHARS:  # a longer card is a problem already; rendering it could take minutes
+            for name, section in card.sections.items():
+                result = sanitize(_renderer.render(section.text, card.kind == "cloze"))
+                if card.kind == "cloze" and name == "Text":
+                    result.problems.extend(cloze_problems(result.html))
+                sections[name] = result
+        rendered.append(sections)
     return cards, problems + parse_problems, rendered
 
 
@@ -283,9 +452,7 @@ def compile_sources(config: Config, info: DeckInfo, cache: dict):
 
     Returns (cards, problems, {(id, path, line): {section: Rendered}}, whether the cache changed).
     """
-    from .render import renderer_version
-
-    salt = renderer_version().encode()
+    salt = compile_cache.engine_version().encode()
     jobs, keys = [], []
     for path in card_files(config):
         job = (config.rel(path), _default_deck(config, info, path), path.read_bytes())
@@ -316,16 +483,41 @@ def compile_sources(config: Config, info: DeckInfo, cache: dict):
 
 # --- write ---------------------------------------------------------------------------------------------------------
 
-def build(config: Config, now: int | None = None, progress: bool = True) -> Result:
+def build(config: Config, now: int | None = None, progress: bool = True, new_namespace: bool = False,
+          on_wait=None) -> Result:
+    """Gather, then write the deck, the lock file and the compile cache: all of them or none.
+
+    Holds the project's build lock throughout (a second build waits; ``on_wait`` is called if it has to). Every
+    output is written to a temporary file first; only when all are complete are they renamed into place, the lock
+    file before the deck (a deck is never newer than the lock that describes it).
+    """
     started = time.perf_counter()
-    plan = gather(config, now)
-    media = collect_media(plan, progress)
-    out, note_types = _write_package(plan, media)
-    _write_lock(config, plan.lock, note_types)
-    if plan.compile_cache_dirty:
-        _write_pickle(config.cache_dir / CACHE_FILE, plan.compile_cache)
+    cache_path = config.cache_dir / CACHE_FILE
+    lock_file = config.cache_dir / BUILD_LOCK
+    with build_lock(lock_file, config.rel(lock_file), on_wait=on_wait):
+        plan = gather(config, now, new_namespace=new_namespace)
+        remove_stale_temps([config.out, config.lock_path, cache_path], config.cache_dir / "figures")
+        for path in (config.out, config.lock_path, cache_path):
+            check_writable_target(path, config.rel(path))
+        media = collect_media(plan, progress)
+        with Staged() as staged:
+            out, note_types = _write_package(plan, media, staged.reserve(config.out))
+            lock_text = lockfile.dumps(plan.lock, note_types, plan.info.namespace)
+            if not _same_text(config.lock_path, lock_text):
+                staged.add(config.lock_path, lock_text.encode("utf-8"))
+            staged.items.reverse()  # the lock file first, then the deck
+            if plan.compile_cache_dirty:
+                staged.add(cache_path, compile_cache.dumps(plan.compile_cache))
+            staged.commit()
     card_count = sum(note.card.card_count for note in plan.notes)
-    return Result(plan, out, len(media), card_count, time.perf_counter() - started)
+    return Result(plan, config.out, len(media), card_count, time.perf_counter() - started)
+
+
+def _same_text(path: Path, text: str) -> bool:
+    try:
+        return path.is_file() and path.read_text("utf-8") == text
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def collect_media(plan: Plan, progress: bool) -> dict[str, Path]:
@@ -335,15 +527,35 @@ def collect_media(plan: Plan, progress: bool) -> dict[str, Path]:
         from .figures import ensure_rendered, load_registry
 
         config = plan.config
-        registry = load_registry(config.figures_dir.parent, config.figures_dir.name)
-        pngs = ensure_rendered(config.figures_dir.parent, registry, sorted(plan.figures),
-                               config.cache_dir / "figures", progress=progress)
+        try:
+            registry = load_registry(config.figures_dir.parent, config.figures_dir.name)
+            pngs = ensure_rendered(config.figures_dir.parent, registry, sorted(plan.figures),
+                                   config.cache_dir / "figures", progress=progress)
+        except OSError:
+            raise
+        except (Exception, SystemExit) as e:  # plot functions are user code: report where they failed
+            raise BuildError([_user_code_problem(config, e, "drawing a figure failed")]) from None
         for (name, variant), path in pngs.items():
             media[figure_media_name(config, registry, name, variant)] = path
     return media
 
 
-def _write_package(plan: Plan, media: dict[str, Path]) -> Path:
+def _user_code_problem(config: Config, error: BaseException, what: str) -> Problem:
+    """The innermost line of the project's own code in ``error``'s traceback, as a Problem."""
+    import traceback
+
+    root = config.root.resolve()
+    where, line = config.rel(config.figures_dir / "__init__.py"), 1
+    for frame in traceback.extract_tb(error.__traceback__):
+        path = Path(frame.filename).resolve()
+        if path.is_relative_to(root) and not path.is_relative_to(Path(__file__).resolve().parent):
+            where, line = config.rel(path), frame.lineno or 1
+    notes = "; ".join(getattr(error, "__notes__", []))
+    return Problem(where, line, f"{what}: {type(error).__name__}: {error}" + (f" ({notes})" if notes else ""))
+
+
+def _write_package(plan: Plan, media: dict[str, Path], target: Path | None = None) -> tuple[Path, dict]:
+    """Write the .apkg to ``target`` (a temporary file the caller renames), or else atomically over the output."""
     import genanki
 
     from .models import BASIC_FIELDS, CLOZE_FIELDS, basic_model, cloze_model, stylesheet
@@ -381,11 +593,14 @@ def _write_package(plan: Plan, media: dict[str, Path]) -> Path:
             guid=genanki.guid_for(namespace, note.card.id),
         ))
     out = plan.config.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
     package = genanki.Package(list(decks.values()))
+    timestamp = max((note.mod for note in plan.notes), default=0)
+    if target is not None:
+        _write_apkg(package, media, target, timestamp=timestamp)
+        return out, note_types
+    tmp = new_temp(out)
     try:
-        _write_apkg(package, media, tmp, timestamp=max((note.mod for note in plan.notes), default=0))
+        _write_apkg(package, media, tmp, timestamp=timestamp)
         os.replace(tmp, out)  # only a complete package replaces the previous one
     finally:
         tmp.unlink(missing_ok=True)
@@ -411,6 +626,16 @@ def _note_type_versions(models, previous: dict[str, dict], now: int) -> dict[str
 def _write_apkg(package, media: dict[str, Path], path: Path, timestamp: int) -> None:
     """genanki's Package.write_to_file, with a throw-away database that skips journaling and fsync (3x faster on
     large decks) and media stored under the names given here rather than the files' basenames."""
+    import sqlite3
+    import zipfile
+
+    try:
+        _write_apkg_unchecked(package, media, path, timestamp)
+    except (sqlite3.Error, zipfile.BadZipFile) as e:  # a full disk surfaces as "database or disk is full"
+        raise OSError(f"cannot write the deck: {e}") from None
+
+
+def _write_apkg_unchecked(package, media: dict[str, Path], path: Path, timestamp: int) -> None:
     import itertools
     import sqlite3
     import tempfile
@@ -440,52 +665,8 @@ def deck_id(name: str) -> int:
 
 def _load_lock(config: Config, problems: list[Problem]) -> tuple[dict[str, dict], dict[str, dict]]:
     """The lock file's notes (id -> hash, kind, mod[, removed]) and note types (name -> hash, mod)."""
-    path = config.lock_path
-    if not path.is_file():
-        return {}, {}
-    try:
-        data = json.loads(path.read_text("utf-8"))
-        notes = {str(k): {"hash": str(v["hash"]), "kind": str(v.get("kind", "")), "mod": int(v["mod"]),
-                          **({"removed": True} if v.get("removed") else {})}
-                 for k, v in data["notes"].items()}
-        note_types = {str(k): {"hash": str(v["hash"]), "mod": int(v["mod"])}
-                      for k, v in data.get("note_types", {}).items()}
-        return notes, note_types
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        problems.append(Problem(config.rel(path), 1, f"unreadable lock file ({e}); restore it from git"))
-        return {}, {}
-
-
-def _write_lock(config: Config, notes: dict[str, dict], note_types: dict[str, dict]) -> None:
-    def entries(items: dict[str, dict]) -> str:
-        return ",\n".join(f"    {json.dumps(k, ensure_ascii=False)}: {json.dumps(v, sort_keys=True)}"
-                           for k, v in sorted(items.items()))
-
-    text = '{\n  "version": %d,\n  "note_types": {\n%s\n  },\n  "notes": {\n%s\n  }\n}\n' % (
-        LOCK_VERSION, entries(note_types), entries(notes))
-    path = config.lock_path
-    if path.is_file() and path.read_text("utf-8") == text:
-        return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, "utf-8")
-    os.replace(tmp, path)
-
-
-def _load_pickle(path: Path) -> dict:
-    try:
-        with open(path, "rb") as f:
-            data = pickle.load(f)
-        return data if isinstance(data, dict) else {}
-    except Exception:  # a missing or corrupt cache is only a slower build
-        return {}
-
-
-def _write_pickle(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
+    lock = lockfile.load(config.lock_path, config.rel(config.lock_path), problems)
+    return lock.notes, lock.note_types
 
 
 # --- stats ---------------------------------------------------------------------------------------------------------

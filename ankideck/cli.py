@@ -56,13 +56,20 @@ def cli(ctx: click.Context) -> None:
 @click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False),
               help="The .apkg to write (default: [tool.ankideck] out).")
 @click.option("--quiet", "-q", is_flag=True, help="Only the summary line.")
-def build(cards: Path | None, out: Path | None, quiet: bool) -> None:
+@click.option("--new-namespace", "new_namespace", is_flag=True,
+              help="Accept a changed 'namespace' in deck.yaml: every note gets a new identity (a new deck in Anki).")
+def build(cards: Path | None, out: Path | None, quiet: bool, new_namespace: bool = False) -> None:
     """Build the deck; print what changed since the previous build and a summary line."""
     from .builder import build as build_deck
 
+    def waiting() -> None:
+        click.echo("Another build is running in this project; waiting for it to finish ...", err=True)
+
     config = _run(lambda: _config(cards, out))
-    result = _run(lambda: build_deck(config, progress=not quiet))
+    result = _run(lambda: build_deck(config, progress=not quiet, new_namespace=new_namespace, on_wait=waiting))
     changes = result.plan.changes
+    for notice in result.plan.notices:
+        click.echo(notice, err=True)
     if not quiet:
         for label, ids in (("new", changes.new), ("changed", changes.changed), ("removed", changes.removed)):
             if ids:
@@ -94,6 +101,8 @@ def check(cards: Path | None, render: bool) -> None:
         _render_check(config)
     click.echo(f"OK: {len(plan.notes)} notes in {len({n.card.path for n in plan.notes})} files, "
                f"{len(plan.figures)} figures; no problems.")
+    for notice in plan.notices:  # what a build would do that the user must know about
+        click.echo(notice, err=True)
 
 
 WORST_SHOWN = 10
@@ -130,7 +139,7 @@ def _render_check(config: Config) -> None:
 def new(file: Path, cloze: bool, card_id: str | None) -> None:
     """Append a new card with a fresh, unique id to FILE (created if missing)."""
     from .builder import card_files
-    from .parse import CARD_RE, ID_RE
+    from .parse import CARD_RE, ID_RE, decode
 
     config = _run(lambda: _config(None))
     used = set()
@@ -139,18 +148,27 @@ def new(file: Path, cloze: bool, card_id: str | None) -> None:
             match = CARD_RE.match(line)
             if match:
                 used.add(match.group(2))
-    if config.lock_path.is_file():  # removed cards stay there: their ids still name notes in collections
-        used |= set(json.loads(config.lock_path.read_text("utf-8")).get("notes", {}))
+    from .lockfile import load as load_lock
+
+    lock_problems: list = []  # removed cards stay in the lock: their ids still name notes in collections
+    used |= set(load_lock(config.lock_path, config.rel(config.lock_path), lock_problems).notes)
+    if lock_problems:
+        _fail(BuildError(lock_problems))
     stem = re.sub(r"[^a-z0-9]+", "-", file.stem.lower()).strip("-") or "card"
     explicit = card_id is not None
     while card_id is None or (card_id in used and not explicit):
         card_id = f"{stem}-{secrets.token_hex(3)}"  # fresh: random, then checked against every id in use
-    if explicit and (not ID_RE.match(card_id) or card_id in used):
+    taken = {used_id.casefold() for used_id in used}
+    if explicit and (not ID_RE.match(card_id) or card_id.casefold() in taken):
         click.echo(f"Error: card id {card_id!r} is {'already used' if card_id in used else 'not valid'}", err=True)
         sys.exit(1)
     body = (f"# cloze: {card_id}\n\n{{{{c1::...}}}}\n\n## Extra\n\n" if cloze
             else f"# card: {card_id}\n\n## Front\n\n...\n\n## Back\n\n...\n\n## Extra\n\n")
-    text = file.read_text("utf-8") if file.is_file() else ""
+    text = ""
+    if file.is_file():
+        text, problems = _run(lambda: decode(file.read_bytes(), file.as_posix()))
+        if text is None:  # never rewrite a file this tool cannot read back exactly
+            _fail(BuildError(problems))
     if text and not text.endswith("\n"):
         text += "\n"
     prefix = "\n" if text else ""

@@ -17,11 +17,19 @@ from .errors import Problem
 CARD_RE = re.compile(r"^#\s+(card|cloze):\s*(.*?)\s*$")
 SECTION_RE = re.compile(r"^##\s+(.*?)\s*#*\s*$")
 HEADING1_RE = re.compile(r"^#(\s|$)")
-FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+# As the renderer (render.FENCE_OPEN_RE) and CommonMark: a backtick fence's info string has no backtick in it
+# (```` ```x`y ```` is prose, not a fence), so the parser never skips lines the renderer will treat as HTML.
+FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*([^`]*?)[ \t]*$")
 META_RE = re.compile(r"^([a-z_]+):(\s|$)")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 CLOZE_RE = re.compile(r"\{\{c(\d+)::")
 SCRIPT_RE = re.compile(r"<\s*script\b", re.IGNORECASE)
+# Control characters break Anki (U+001F is its field separator: one makes the whole deck unimportable); tab and
+# line ends are the only ones a card needs. U+2028/9 would split lines differently for Python and for editors.
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]|\r(?!\n)")
+# Python-Markdown's inline parsing is quadratic in a paragraph's length (a 200 kB paragraph takes a second, 5 MB
+# minutes): a card longer than this is refused instead of hanging the build. Real cards are a few kB.
+MAX_CARD_CHARS = 50_000
 DISPLAY_DOLLARS_RE = re.compile(r"(?<!\\)\$\$")
 INLINE_CODE_RE = re.compile(r"(`+).+?\1")
 # libyaml's loader when PyYAML was built with it: about 20 times faster on thousands of small metadata blocks.
@@ -82,7 +90,20 @@ def decode(data: bytes, where: str) -> tuple[str | None, list[Problem]]:
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         return None, [Problem(where, line, f"not valid UTF-8 (byte 0x{data[e.start]:02x}); save the file as UTF-8")]
-    return text.removeprefix("\ufeff"), []
+    text = text.removeprefix("\ufeff")
+    return text, control_problems(text, where)
+
+
+def control_problems(text: str, where: str) -> list[Problem]:
+    """One problem per line that holds a control character other than tab and the line end."""
+    problems, last_line = [], 0
+    for match in CONTROL_RE.finditer(text):
+        line = text.count("\n", 0, match.start()) + 1
+        if line != last_line:
+            problems.append(Problem(where, line, f"control character U+{ord(match.group()[0]):04X} is not allowed "
+                                                 "in cards (only tab and newline); Anki would refuse the deck"))
+            last_line = line
+    return problems
 
 
 def parse_text(text: str, where: str, default_deck: str) -> tuple[list[Card], list[Problem]]:
@@ -126,6 +147,11 @@ def parse_text(text: str, where: str, default_deck: str) -> tuple[list[Card], li
             _card_meta(card, meta_lines, problem, file_guide)
 
     for number, line in enumerate(lines[body_start:], start=body_start + 1):
+        if fence is not None and CARD_RE.match(line):
+            # An unclosed fence would swallow every later card: stop it at the next card header, and say so.
+            problem(fence[1], f"code fence {fence[0]} is never closed (still open at the card header on line "
+                              f"{number})")
+            fence = None
         if fence is not None:
             marker, _ = fence
             if line.strip().startswith(marker[0] * len(marker)) and not line.strip().strip(marker[0]):
@@ -278,7 +304,15 @@ def _tags(value, line: int, problem) -> tuple[str, ...]:
     return tuple(tags)
 
 
+def card_size(card: Card) -> int:
+    return sum(len(section.text) for section in card.sections.values())
+
+
 def _check_card(card: Card, problem) -> None:
+    size = card_size(card)
+    if size > MAX_CARD_CHARS:
+        problem(card.line, f"card '{card.id}' is {size:,} characters long; the limit is {MAX_CARD_CHARS:,} "
+                           "(split it into several cards)")
     for name in REQUIRED[card.kind]:
         if not card.text(name).strip():
             where = card.sections[name].line - 1 if name in card.sections else card.line

@@ -1,0 +1,152 @@
+"""Field HTML -> only what the deck's own renderer produces; everything else is reported and removed.
+
+The deck is shared with people who never read its sources, and Anki's web view runs what a field contains. So the
+rendered HTML of every field goes through an allow-list (``ALLOWED``: the tags and attributes that Markdown, the math
+and code renderers and the figures produce, nothing else). Two passes share that list:
+
+- a report: Python's HTML tokenizer walks the field and names each tag, attribute or URL outside the list, so the
+  build fails with ``path:line: ...`` (the author sees what would have been removed);
+- the clean: nh3 (the ammonia sanitiser) rebuilds the field from the allow-list, so that whatever the report might
+  miss (a browser parses HTML more leniently than any tokenizer) never reaches Anki either.
+
+HTML ``<img>`` tags go through the same media resolution as Markdown images: a relative ``src`` becomes a media
+reference the build resolves (and checks) like ``![alt](path)``; a remote one is refused.
+
+Runs only where a file is rendered (a cold or changed file); its result is cached with the rendered HTML.
+"""
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from urllib.parse import unquote
+
+from .render import PLACEHOLDER, PLACEHOLDER_RE, REMOTE_RE, Rendered
+
+# Pygments' short token class names (pygments.token.STANDARD_TYPES), written out so a warm build never imports it;
+# tests/test_sanitize.py checks that this set still covers pygments' own.
+PYGMENTS_CLASSES = frozenset("""
+    w esc err x k kc kd kn kp kr kt n na nb bp nc no nd ni ne nf fm py nl nn nx nt nv vc vg vi vm l ld s sa sb sc
+    dl sd s2 se sh si sx sr s1 ss m mb mf mh mi il mo o ow p pm c ch cm cp cpf c1 cs g gd ge ges gr gh gi go gp gs
+    gu gt
+""".split())
+
+# The one allow-list: tag -> {attribute -> allowed values (None: any value that passes the URL rules)}.
+# Classes are listed value by value: field HTML may only use the deck's own CSS classes.
+ALLOWED: dict[str, dict[str, frozenset[str] | None]] = {
+    **{tag: {} for tag in (
+        "p", "br", "hr", "em", "strong", "b", "i", "u", "s", "del", "ins", "mark", "small", "sup", "sub", "kbd",
+        "blockquote", "ul", "li", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr",
+        "dl", "dt", "dd")},
+    "ol": {"start": None},
+    "th": {"style": None, "align": None},     # table column alignment (style is limited to text-align)
+    "td": {"style": None, "align": None},
+    "a": {"href": None, "title": None},
+    "img": {"src": None, "alt": None, "title": None, "class": frozenset({"fig-light", "fig-dark"})},
+    "code": {"class": None},                  # language-NAME only (LANGUAGE_CLASS_RE)
+    "div": {"class": frozenset({"codehilite", "arithmatex"})},
+    "span": {"class": frozenset({"figure", "arithmatex", "display"}) | PYGMENTS_CLASSES},
+}
+LINK_SCHEMES = frozenset({"http", "https", "mailto"})
+LANGUAGE_CLASS_RE = re.compile(r"language-[A-Za-z0-9_+#.-]+")
+TEXT_ALIGN_RE = re.compile(r"\s*text-align:\s*(left|right|center)\s*;?\s*", re.IGNORECASE)
+ALIGN_VALUES = frozenset({"left", "right", "center"})
+SCHEME_RE = re.compile(r"^\s*([a-zA-Z][a-zA-Z0-9+.-]*):")
+
+
+def _value_ok(tag: str, name: str, value: str) -> bool:
+    allowed = ALLOWED[tag][name]
+    if name == "class":
+        classes = value.split()
+        if tag == "code":
+            return all(LANGUAGE_CLASS_RE.fullmatch(c) for c in classes)
+        return all(c in allowed for c in classes)
+    if name == "style":
+        return bool(TEXT_ALIGN_RE.fullmatch(value))
+    if name == "align":
+        return value.lower() in ALIGN_VALUES
+    if name == "start":
+        return value.isdigit()
+    if name == "href":
+        scheme = SCHEME_RE.match(_unescaped_url(value))
+        return scheme is None or scheme.group(1).lower() in LINK_SCHEMES
+    return allowed is None or value in allowed
+
+
+def _unescaped_url(value: str) -> str:
+    # Browsers ignore control characters and whitespace inside a scheme ("java\tscript:"): judge it without them.
+    return re.sub(r"[\x00-\x20]+", "", unquote(value))
+
+
+class _Report(HTMLParser):
+    """Every tag, attribute and URL of a field that the allow-list does not allow, as (needle, message)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        raw = self.get_starttag_text() or f"<{tag}"
+        if tag not in ALLOWED:
+            what = "raw <script> is not allowed in cards" if tag == "script" else (
+                f"HTML tag <{tag}> is not allowed in cards (only the tags Markdown produces)")
+            self.found.append((f"<{raw[1:len(tag) + 1]}", what))
+            return
+        for name, value in attrs:
+            value = value or ""
+            if name not in ALLOWED[tag]:
+                self.found.append((f"{name}=" if f"{name}=" in raw else raw,
+                                   f"HTML attribute '{name}' on <{tag}> is not allowed in cards"))
+            elif tag == "img" and name == "src":
+                continue  # judged by media resolution (sanitize below)
+            elif not _value_ok(tag, name, value):
+                if name == "href":
+                    message = f"link '{value}' is not allowed: links must be http, https or mailto"
+                else:
+                    message = f"HTML attribute {name}=\"{value}\" on <{tag}> is not allowed in cards"
+                self.found.append((value or raw, message))
+
+    handle_startendtag = handle_starttag
+
+
+def sanitize(rendered: Rendered) -> Rendered:
+    """The field, cleaned to the allow-list, with a problem for each thing removed and HTML images as media refs."""
+    import nh3
+
+    report = _Report()
+    report.feed(rendered.html)
+    report.close()
+    refs = list(rendered.refs)
+    problems = list(rendered.problems) + report.found
+
+    def attribute_filter(tag: str, name: str, value: str) -> str | None:
+        if tag == "img" and name == "src":
+            if PLACEHOLDER_RE.fullmatch(value) and int(value.rpartition(":")[2]) < len(rendered.refs):
+                return value  # a Markdown image, already a media reference
+            src = unquote(value)
+            if not src or REMOTE_RE.match(src):
+                problems.append((value or "<img", f"image '{src}' must be a file in the project or a figure name "
+                                                  "like 'fig:NAME'"))
+                return None
+            refs.append(f"file:{src}")
+            return PLACEHOLDER.format(len(refs) - 1)
+        if name not in ALLOWED.get(tag, {}):
+            return None  # nh3 asks about attributes it will drop anyway
+        return value if _value_ok(tag, name, value) else None
+
+    cleaned = nh3.clean(
+        rendered.html,
+        tags=set(ALLOWED),
+        clean_content_tags={"script", "style"},
+        attributes={tag: set(attributes) for tag, attributes in ALLOWED.items()},
+        attribute_filter=attribute_filter,
+        url_schemes=set(LINK_SCHEMES) | {PLACEHOLDER.partition(":")[0]},
+        link_rel=None,
+        strip_comments=True,
+    )
+    return Rendered(cleaned, refs, problems)
+
+
+def nh3_version() -> str:
+    from importlib import metadata
+
+    return metadata.version("nh3")
