@@ -96,7 +96,8 @@ def _source_problem(config: Config, path: Path) -> Problem | None:
     except UnicodeEncodeError:
         return Problem(_shown(config, path), 1, "file name is not valid UTF-8; rename the file")
     if not path.resolve().is_relative_to(config.cards_dir.resolve()):
-        return Problem(config.rel(path), 1, f"card file is a link to {path.resolve().as_posix()}, outside the cards "
+        return Problem(f"{config.rel(path.parent)}/{path.name}", 1,
+                       f"card file is a link to {path.resolve().as_posix()}, outside the cards "
                                             "folder; card sources must be inside it")
     return None
 

@@ -160,13 +160,14 @@ def new(file: Path, cloze: bool, card_id: str | None) -> None:
         card_id = f"{stem}-{secrets.token_hex(3)}"  # fresh: random, then checked against every id in use
     taken = {used_id.casefold() for used_id in used}
     if explicit and (not ID_RE.match(card_id) or card_id.casefold() in taken):
-        click.echo(f"Error: card id {card_id!r} is {'already used' if card_id in used else 'not valid'}", err=True)
+        click.echo(f"Error: card id {card_id!r} is {'already used' if card_id.casefold() in taken else 'not valid'}",
+                   err=True)
         sys.exit(1)
     body = (f"# cloze: {card_id}\n\n{{{{c1::...}}}}\n\n## Extra\n\n" if cloze
             else f"# card: {card_id}\n\n## Front\n\n...\n\n## Back\n\n...\n\n## Extra\n\n")
     text = ""
     if file.is_file():
-        text, problems = _run(lambda: decode(file.read_bytes(), file.as_posix()))
+        text, problems = _run(lambda: decode(file.read_bytes(), config.rel(file)))
         if text is None:  # never rewrite a file this tool cannot read back exactly
             _fail(BuildError(problems))
     if text and not text.endswith("\n"):

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from .errors import BuildError, Problem
-from .parse import load_yaml
+from .parse import CONTROL_RE, control_problems, load_yaml
 
 DECK_FILE = "deck.yaml"         # in the cards folder: the root deck's name and description
 GUIDE_FILE = "guide.yaml"       # in the cards folder, optional: the questions cards can point at
@@ -87,7 +87,13 @@ def load_deck_info(config: Config) -> DeckInfo:
         if not (isinstance(item, dict) and "id" in item and "question" in item):
             problems.append(Problem(config.rel(config.guide_path), 1, f"entry {i + 1} needs 'id' and 'question'"))
             continue
-        guide[str(item["id"])] = str(item["question"])
+        question = str(item["question"])
+        bad = CONTROL_RE.search(question + str(item["id"]))
+        if bad:  # written as a YAML escape ("\x1f"): still a control character in the field
+            problems.append(Problem(config.rel(config.guide_path), 1, (
+                f"entry {i + 1}: control character U+{ord(bad.group()[0]):04X} is not allowed (only tab and newline)")))
+            continue
+        guide[str(item["id"])] = question
     if problems:
         raise BuildError(problems)
     return DeckInfo(name=str(deck.get("name", "Deck")), description=str(deck.get("description", "")),
@@ -99,7 +105,12 @@ def _load_yaml(config: Config, path: Path, kind: type, problems: list[Problem]):
         return None
     where = config.rel(path)
     try:
-        data = load_yaml(path.read_text("utf-8"))
+        text = path.read_text("utf-8")
+        control = control_problems(text, where)  # the guide's questions become field text
+        if control:
+            problems.extend(control)
+            return None
+        data = load_yaml(text)
     except UnicodeDecodeError:
         problems.append(Problem(where, 1, "not valid UTF-8"))
         return None

@@ -70,6 +70,9 @@ def _mod_ok(value) -> bool:
 def load(path: Path, shown: str, problems: list[Problem]) -> Lock:
     if not path.exists():
         return Lock()
+    if path.is_dir():
+        problems.append(Problem(shown, 1, "is a directory, not the lock file; move it out of the way"))
+        return Lock(exists=True)
     try:
         text = path.read_text("utf-8")
         data = json.loads(text, parse_int=_parse_int, parse_constant=_reject_constant)
