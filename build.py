@@ -1,6 +1,35 @@
 #!/usr/bin/env python3
 """Build the deck: `python build.py` (see `python build.py --help`). The engine lives in ankideck/."""
-from ankideck.cli import main
+import re
+import sys
+from importlib import metadata
+
+SETUP = ("  python3 -m venv .venv && .venv/bin/pip install -e .\n"
+         "then run: .venv/bin/python build.py")
+
+
+def missing_packages() -> list[str]:
+    """The project's own requirements (not its extras) that this Python lacks."""
+    try:
+        requirements = metadata.requires("ankideck") or []
+    except metadata.PackageNotFoundError:
+        return ["the ankideck project"]
+    missing = []
+    for requirement in requirements:
+        if "extra ==" in requirement:
+            continue
+        name = re.match(r"[A-Za-z0-9_.-]+", requirement).group()
+        try:
+            metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            missing.append(name)
+    return missing
+
+
+if missing := missing_packages():
+    sys.exit(f"Error: {', '.join(missing)} not installed for {sys.executable}. Set up once with:\n{SETUP}")
+
+from ankideck.cli import main  # noqa: E402  (after the check: the engine imports what may be missing)
 
 if __name__ == "__main__":
     main()

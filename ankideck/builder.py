@@ -149,10 +149,13 @@ def _cross_file_problems(config: Config, info: DeckInfo, cards: list[Card]) -> l
     return problems
 
 
-def gather(config: Config, now: int | None = None, new_namespace: bool = False) -> Plan:
+def gather(config: Config, now: int | None = None, new_namespace: bool = False, only: tuple[str, ...] = ()) -> Plan:
     """Read and check everything; raise BuildError with every problem found. Writes nothing.
 
     ``new_namespace``: accept a namespace in deck.yaml that differs from the one the lock file records.
+    ``only``: keep only the notes of source files whose path contains one of these strings, and raise only for their
+    problems (the others become one notice): for checking a few files while others are being edited. Never for a
+    build.
     """
     from .render import PLACEHOLDER_RE
 
@@ -161,6 +164,9 @@ def gather(config: Config, now: int | None = None, new_namespace: bool = False) 
     cache = compile_cache.load(config.cache_dir / CACHE_FILE)
     cards, problems, rendered, dirty = compile_sources(config, info, cache)
     problems += source_problems(config) + _cross_file_problems(config, info, cards)
+    if not cards and not problems:
+        problems.append(Problem(config.rel(config.cards_dir), 0, "no cards: an empty deck is not worth shipping "
+                                "(add one with: build.py new FILE.md)"))
 
     registry, registry_problem = _figure_registry(config)
     if registry_problem:
@@ -199,6 +205,15 @@ def gather(config: Config, now: int | None = None, new_namespace: bool = False) 
                 "note's type on re-import, so give it a new id (the old note stays in Anki)")))
     if recovered is not None:
         lock = _lock_from_package(notes, recovered, problems)
+    if only:
+        def selected(path: str) -> bool:
+            return any(part in path for part in only)
+        elsewhere = [problem for problem in problems if not selected(problem.path)]
+        if elsewhere:
+            notices.append(f"{len(elsewhere)} problem{'s' * (len(elsewhere) != 1)} in other files not shown "
+                           "(run check without --file to see them)")
+        problems = [problem for problem in problems if selected(problem.path)]
+        notes = [note for note in notes if selected(note.card.path)]
     if problems:
         raise BuildError(problems)
 

@@ -42,22 +42,34 @@ cards_option = click.option("--cards", "cards", type=click.Path(path_type=Path, 
                             help="Folder of card sources (default: [tool.ankideck] cards, or cards/).")
 
 
-@click.group(invoke_without_command=True)
+def build_options(command):
+    """The build's options, on `build` and on the group itself (`build.py -q` builds quietly)."""
+    for option in reversed((
+            cards_option,
+            click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False),
+                         help="The .apkg to write (default: [tool.ankideck] out)."),
+            click.option("--quiet", "-q", is_flag=True, help="Only the summary line."),
+            click.option("--new-namespace", "new_namespace", is_flag=True,
+                         help="Accept a changed 'namespace' in deck.yaml: every note gets a new identity (a new "
+                              "deck in Anki)."))):
+        command = option(command)
+    return command
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ankideck")
+@build_options
 @click.pass_context
-def cli(ctx: click.Context) -> None:
-    """Compile Markdown cards into an Anki deck (.apkg). Without a command: build."""
+def cli(ctx: click.Context, **options) -> None:
+    """Compile Markdown cards into an Anki deck (.apkg). Without a command: build (with the build options below)."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(build)
+        ctx.invoke(build, **options)
+    elif any(value not in (None, False) for value in options.values()):
+        raise click.UsageError(f"build options go after 'build', not before '{ctx.invoked_subcommand}'")
 
 
 @cli.command()
-@cards_option
-@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False),
-              help="The .apkg to write (default: [tool.ankideck] out).")
-@click.option("--quiet", "-q", is_flag=True, help="Only the summary line.")
-@click.option("--new-namespace", "new_namespace", is_flag=True,
-              help="Accept a changed 'namespace' in deck.yaml: every note gets a new identity (a new deck in Anki).")
+@build_options
 def build(cards: Path | None, out: Path | None, quiet: bool, new_namespace: bool = False) -> None:
     """Build the deck; print what changed since the previous build and a summary line."""
     from .builder import build as build_deck
@@ -91,14 +103,17 @@ def build(cards: Path | None, out: Path | None, quiet: bool, new_namespace: bool
               help="Also lay out every card in headless Chromium at 390 px, light and night, and report formulas, "
                    "code and tables wider than their box, raw list markers, MathJax errors and answers taller than "
                    "two screens (needs Chromium and playwright: the test extra).")
-def check(cards: Path | None, render: bool) -> None:
+@click.option("--file", "files", multiple=True, metavar="TEXT",
+              help="Check only the cards of source files whose path contains TEXT (repeatable); problems elsewhere "
+                   "are counted, not shown.")
+def check(cards: Path | None, render: bool, files: tuple[str, ...]) -> None:
     """Run every check on the sources; write nothing."""
     from .builder import gather
 
     config = _run(lambda: _config(cards))
-    plan = _run(lambda: gather(config))
+    plan = _run(lambda: gather(config, only=files))
     if render:
-        _render_check(config)
+        _render_check(config, files)
     click.echo(f"OK: {len(plan.notes)} notes in {len({n.card.path for n in plan.notes})} files, "
                f"{len(plan.figures)} figures; no problems.")
     for notice in plan.notices:  # what a build would do that the user must know about
@@ -108,7 +123,7 @@ def check(cards: Path | None, render: bool) -> None:
 WORST_SHOWN = 10
 
 
-def _render_check(config: Config) -> None:
+def _render_check(config: Config, files: tuple[str, ...] = ()) -> None:
     import statistics
 
     from .errors import BuildError as _BuildError
@@ -116,7 +131,7 @@ def _render_check(config: Config) -> None:
     from .render_check import check_rendering
 
     try:
-        report = _run(lambda: check_rendering(config, progress=False))
+        report = _run(lambda: check_rendering(config, progress=False, files=files))
     except PreviewError as e:
         click.echo(f"Error: {e}", err=True)
         sys.exit(1)
@@ -142,6 +157,10 @@ def new(file: Path, cloze: bool, card_id: str | None) -> None:
     from .parse import CARD_RE, ID_RE, decode
 
     config = _run(lambda: _config(None))
+    if not file.resolve().is_relative_to(config.cards_dir.resolve()) or file.suffix != ".md":
+        click.echo(f"Error: {file.as_posix()} is not a .md file inside the cards folder "
+                   f"({config.rel(config.cards_dir)}/): a card there would never be built", err=True)
+        sys.exit(1)
     used = set()
     for path in card_files(config) + ([file] if file.is_file() else []):
         for line in path.read_text("utf-8", errors="replace").splitlines():

@@ -13,8 +13,20 @@ from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
 from markdown.util import AtomicString
 
-from .render import (CLOSE_BRACES_RE, FENCE_OPEN_RE, FIGURE_VARIANTS, PLACEHOLDER, REMOTE_RE, Rendered,
+from .render import (CLOSE_BRACES_RE, CLOZE_RE, FENCE_OPEN_RE, FIGURE_VARIANTS, PLACEHOLDER, REMOTE_RE, Rendered,
                      highlight)
+
+# The widest code line that fits a 390 px phone without scrolling: the code box in the Extra is 360 px wide, minus
+# padding and border, at 13 px monospace (0.6 em a column). A wide (CJK) character takes two columns.
+CODE_COLUMNS = 42
+
+
+def display_columns(line: str) -> int:
+    """Columns a line of code takes in a monospace font, cloze markers shown as their answer."""
+    import unicodedata
+
+    line = CLOZE_RE.sub(lambda m: m.group(2), line).expandtabs(4)
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in line)
 
 
 class RendererBound:
@@ -52,6 +64,11 @@ class FencedCodePreprocessor(RendererBound, Preprocessor):
             code, known = highlight("\n".join(body), language)
             if not known:
                 self.renderer.problems.append((opened.group(0).strip(), f"unknown code language '{language}'"))
+            for line in body:
+                if (columns := display_columns(line)) > CODE_COLUMNS:
+                    self.renderer.problems.append((line.strip(), f"code line {columns} columns wide: at most "
+                                                   f"{CODE_COLUMNS} fit a 390 px phone (break it, or put the comment "
+                                                   "on its own line)"))
             css = f' class="language-{language}"' if language else ""
             placeholder = self.md.htmlStash.store(f'<div class="codehilite"><pre><code{css}>{code}</code></pre></div>')
             out.extend(["", placeholder, ""])

@@ -304,6 +304,10 @@ def _tags(value, line: int, problem) -> tuple[str, ...]:
     return tuple(tags)
 
 
+# What `build.py new` writes into a fresh card: a card still holding it must not ship.
+NEW_PLACEHOLDERS = frozenset({"...", "{{c1::...}}"})
+
+
 def card_size(card: Card) -> int:
     return sum(len(section.text) for section in card.sections.values())
 
@@ -319,6 +323,10 @@ def _check_card(card: Card, problem) -> None:
             what = "front" if name == "Front" else "back" if name == "Back" else "text"
             problem(where, f"card '{card.id}' has an empty {what}" + (
                 "" if name in card.sections else f" (no '## {name}' section)" if card.kind == "basic" else ""))
+        elif card.text(name).strip() in NEW_PLACEHOLDERS:
+            what = "front" if name == "Front" else "back" if name == "Back" else "text"
+            problem(card.sections[name].line, f"card '{card.id}' still has the placeholder "
+                                              f"{card.text(name).strip()!r} that 'new' wrote: write its {what}")
     clozes = [int(n) for section in card.sections.values() for n in CLOZE_RE.findall(section.text)]
     if card.kind == "cloze" and card.text("Text").strip():
         if not CLOZE_RE.search(card.text("Text")):

@@ -14,7 +14,7 @@ from importlib import metadata
 
 
 # Bump when the HTML this module produces changes, so cached renders are thrown away.
-RENDERER_REVISION = 6
+RENDERER_REVISION = 7
 
 PLACEHOLDER = "ankideck-media:{}"
 PLACEHOLDER_RE = re.compile(r"ankideck-media:(\d+)")

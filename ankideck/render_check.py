@@ -50,11 +50,14 @@ class Report:
     screen: int
 
 
-def check_rendering(config: Config, progress: bool = False) -> Report:
+def check_rendering(config: Config, progress: bool = False, files: tuple[str, ...] = ()) -> Report:
     """Build the preview in a scratch folder, open it, run the checks in both modes. Raises BuildError for bad input
-    (like a build) and PreviewError when the browser or its driver is missing."""
+    (like a build) and PreviewError when the browser or its driver is missing.
+
+    ``files``: lay out only the cards of source files whose path contains one of these strings (and report only
+    their problems); the median is then the median of those cards."""
     with tempfile.TemporaryDirectory(prefix="ankideck-render-") as scratch:
-        plan = gather(config)
+        plan = gather(config, only=files)
         index = write_plan_preview(plan, Path(scratch) / "preview", progress)
         findings: list[Finding] = []
         heights: dict[tuple[str, str], float] = {}
