@@ -139,9 +139,10 @@ def _render_check(config: Config, files: tuple[str, ...] = ()) -> None:
         screens = [height / report.screen for height in report.heights]
         click.echo(f"Answers with the Extra closed: median {statistics.median(screens):.2f} screens, "
                    f"tallest {max(screens):.2f} ({len(screens)} answer sides at 390x{report.screen})")
-    if report.worst:
+    worst = list({(finding.card, finding.reason): finding for finding in report.worst}.values())  # one per mode
+    if worst:
         click.echo("Widest boxes:", err=True)
-        for finding in report.worst[:WORST_SHOWN]:
+        for finding in worst[:WORST_SHOWN]:
             click.echo(f"  {finding.card}: {finding.reason} ({finding.overflow:.2f}x)", err=True)
     if report.problems:
         _fail(_BuildError(report.problems))

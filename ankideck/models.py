@@ -62,8 +62,9 @@ html, body { margin: 0; padding: 0; }
   --fg: #e6edf3; --bg: @DARK@; --muted: #a0a7b0; --accent: #79b8ff; --cloze: #79b8ff;
   --box: #232427; --border: #4a4f57;
 }
-/* The page behind the card (past its edges, or under overscroll) matches it too. */
-html:has(> body.nightMode), html:has(> body.night_mode), html.nightMode, html.night_mode { background: @DARK@; }
+/* The page behind the card (past its edges, or under overscroll) matches it too. Anki reads a name with an
+   underscore inside parentheses as a media file, so the :has() test matches both night classes by "night". */
+html:has(> body[class*="night"]), html.nightMode, html.night_mode { background: @DARK@; }
 .front, .text { font-size: 1.05em; }
 hr#answer { border: 0; border-top: 1px solid var(--border); margin: 14px 0; }
 .cloze { font-weight: 700; color: var(--cloze); }

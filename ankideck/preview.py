@@ -437,8 +437,10 @@ def chromium_path() -> str | None:
 
 
 @contextmanager
-def open_preview(index: Path):
-    """Open a preview in headless Chromium at phone size and yield the page once every card is mounted and typeset."""
+def open_preview(index: Path, errors: list[str] | None = None):
+    """Open a preview in headless Chromium at phone size and yield the page once every card is mounted and typeset.
+
+    ``errors``: collects the page's script errors and failed requests (a missing image, font or script)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -451,6 +453,9 @@ def open_preview(index: Path):
         browser = driver.chromium.launch(executable_path=executable, args=list(CHROMIUM_FLAGS))
         try:
             page = browser.new_page(viewport=PHONE, device_scale_factor=2)
+            if errors is not None:
+                page.on("pageerror", lambda error: errors.append(f"script error in the page: {error}"))
+                page.on("requestfailed", lambda request: errors.append(f"could not load {request.url}"))
             page.goto(index.resolve().as_uri())
             page.wait_for_function("window.ankideckPreview && (ankideckPreview.ready || ankideckPreview.failed)",
                                    timeout=120_000)

@@ -61,7 +61,8 @@ def check_rendering(config: Config, progress: bool = False, files: tuple[str, ..
         index = write_plan_preview(plan, Path(scratch) / "preview", progress)
         findings: list[Finding] = []
         heights: dict[tuple[str, str], float] = {}
-        with open_preview(index) as page:
+        page_errors: list[str] = []
+        with open_preview(index, page_errors) as page:
             for mode in MODES:
                 page.set_checked("#night-mode", mode == "night")
                 result = page.evaluate(CHECK_JS, mode)
@@ -74,6 +75,7 @@ def check_rendering(config: Config, progress: bool = False, files: tuple[str, ..
                     key = (entry["card"], entry["ord"])
                     heights[key] = max(heights.get(key, 0), entry["height"])
             findings += night_page_problems(page, config)
+        findings += [Finding("", 0, "", "light", "page", error.replace(scratch, "PREVIEW")) for error in page_errors]
     cards = {note.card.id: note.card for note in plan.notes}
     screen = PHONE["height"]
     for (card_id, ordinal), height in heights.items():

@@ -29,7 +29,9 @@ def test_import_builds_notes_cards_decks_tags_and_media(project, collection):
     assert {"Test::Formulas", "Test::basics"} <= decks
     assert sorted(notes["softmax-def"].tags) == ["formula", "guide::q1", "softmax"]
     assert sorted(notes["stable-softmax"].tags) == ["formula", "guide::q2"]
-    assert notes["softmax-def"]["Source"] == "cards/basics/formulas.md:7"
+    # The footer names the file and the card, never a line that an edit above the card would make stale.
+    assert notes["softmax-def"]["Source"] == "cards/basics/formulas.md"
+    assert notes["softmax-def"]["Id"] == "softmax-def"
     assert notes["softmax-def"]["Guide"] == "q1 What is softmax?"
     assert notes["softmax-def"].note_type()["name"] == "ankideck Basic"
 
@@ -49,6 +51,21 @@ def test_import_builds_notes_cards_decks_tags_and_media(project, collection):
     fronts = sorted(card.question() for card in cloze_cards)
     assert any("[...]" in q and "unchanged" in q for q in fronts)  # c1 hidden, c2 shown
     assert all(r"\(\max_j z_j\)" in c.answer() for c in cloze_cards)  # the math survived the cloze
+    # The answer's Extra starts closed, behind one tap; the footer shows the source file and the card id.
+    answer = collection.get_card(collection.find_cards("Id:softmax-def")[0]).answer()
+    assert re.search(r'<details class="extra"><summary>[^<]+</summary>', answer)
+    assert "cards/basics/formulas.md" in answer and '<span class="card-id">softmax-def</span>' in answer
+
+
+def test_note_types_reference_no_media_file(project, collection):
+    """Anki scans a note type's CSS and templates (comments included) for static media named with a leading '_';
+    a reference to a file that is not there is reported as missing media in Tools > Check Media."""
+    import_package(collection, build(load_config(), now=1_000_000, progress=False).out)
+    note_types = [entry for entry in collection.models.all_names_and_ids() if entry.name.startswith("ankideck")]
+    assert sorted(entry.name for entry in note_types) == ["ankideck Basic", "ankideck Cloze"]
+    for entry in note_types:
+        assert list(collection.media.extract_static_media_files(entry.id)) == [], entry.name
+    assert not collection.media.check().missing
 
 
 def _answer_all(col) -> dict[int, tuple]:

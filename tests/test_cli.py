@@ -204,8 +204,20 @@ def test_new_scaffolds_a_card_with_a_fresh_id_that_builds(project):
     ids = re.findall(r"^# (?:card|cloze): (\S+)$", target.read_text("utf-8"), re.M)
     assert len(ids) == 2 and len(set(ids)) == 2 and all(i.startswith("new-topic-") for i in ids)
     assert f"at {target.as_posix()}:1" in first.output
-    # The scaffold is a valid card once filled in; as written, its placeholders are not empty.
-    assert run("check").exit_code == 0
+    # As written, the scaffold's placeholders must not ship: check names each one at its line.
+    unfilled = run("check")
+    assert unfilled.exit_code == 1
+    assert problems_of(unfilled) == [
+        f"cards/basics/new-topic.md:5: card '{ids[0]}' still has the placeholder '...' that 'new' wrote: "
+        "write its front",
+        f"cards/basics/new-topic.md:9: card '{ids[0]}' still has the placeholder '...' that 'new' wrote: "
+        "write its back",
+        f"cards/basics/new-topic.md:16: card '{ids[1]}' still has the placeholder '{{{{c1::...}}}}' that 'new' "
+        "wrote: write its text"], unfilled.output
+    # Filled in, it is a valid card.
+    text = target.read_text("utf-8").replace("{{c1::...}}", "A {{c1::cloze}}.").replace("...", "Filled in.")
+    target.write_text(text, "utf-8")
+    assert run("check").exit_code == 0, run("check").output
     taken = run("new", "--id", ids[0], str(target))
     assert taken.exit_code == 1 and "already used" in taken.output
 
@@ -236,3 +248,48 @@ def test_stats_lists_uncovered_questions(project):
     guide.write_text(guide.read_text("utf-8") + '- {id: "q3", question: "Uncovered?"}\n', "utf-8")
     result = run("stats")
     assert "Guide coverage: 2/3 questions" in result.output and "Not covered: q3" in result.output
+
+
+def test_new_refuses_a_file_outside_the_cards_folder(project):
+    for target in (project / "elsewhere/topic.md", project / "cards/notes.txt"):
+        result = run("new", str(target))
+        assert result.exit_code == 1 and "is not a .md file inside the cards folder (cards/)" in result.output
+        assert not target.exists()
+
+
+def test_build_options_work_without_the_build_command(project, tmp_path):
+    quiet = run("-q", "--out", str(tmp_path / "top.apkg"))
+    assert quiet.exit_code == 0, quiet.output
+    assert (tmp_path / "top.apkg").is_file()
+    assert quiet.output.strip().splitlines()[-1].startswith("Built ") and "new (4)" not in quiet.output
+    misplaced = run("-q", "check")
+    assert misplaced.exit_code == 2 and "build options go after 'build', not before 'check'" in misplaced.output
+
+
+def test_an_empty_deck_is_a_problem(project, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run("check", "--cards", str(tmp_path / "empty"))
+    assert result.exit_code == 1 and "no cards: an empty deck is not worth shipping" in result.output
+
+
+def test_check_file_reports_only_the_chosen_files(project):
+    (project / "cards/x.md").write_text("# card: e\n## Front\n\n## Back\nb\n", "utf-8")
+    assert run("check").exit_code == 1
+    chosen = run("check", "--file", "formulas.md")
+    assert chosen.exit_code == 0, chosen.output
+    assert "1 problem in other files not shown" in chosen.output
+    assert run("check", "--file", "x.md").exit_code == 1
+
+
+def test_build_py_without_the_project_installed_says_how_to_set_up(tmp_path):
+    """Run with a Python that has none of the project's packages: one message, no traceback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-I", "-S", str(root / "build.py")], capture_output=True, text=True,
+                            cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("Error: ") and "pip install -e ." in result.stderr

@@ -106,3 +106,31 @@ def test_remote_images_are_refused(render, src):
 def test_render_is_reusable_and_independent(render):
     render("![x](a.png)")
     assert render("plain").refs == [] and render("plain").html == "<p>plain</p>"
+
+
+@pytest.mark.parametrize("source, expected", [
+    # A list right after a line of text is a list (CommonMark), not a run-on paragraph with literal " - ".
+    ("要点：\n- 一\n- 二", "<p>要点：</p>\n<ul>\n<li>一</li>\n<li>二</li>\n</ul>"),
+    ("steps:\n1. a\n2. b", "<p>steps:</p>\n<ol>\n<li>a</li>\n<li>b</li>\n</ol>"),
+    ("text\n* star\n+ plus", "<p>text</p>\n<ul>\n<li>star</li>\n<li>plus</li>\n</ul>"),
+    # An ordered item interrupts a paragraph only when it starts at 1 (as in CommonMark): a year stays prose.
+    ("发表于\n2017. 年", "<p>发表于\n2017. 年</p>"),
+    # Inside a list or a quote nothing changes; a nested list stays nested.
+    ("- a\n    - b\n- c", "<ul>\n<li>a<ul>\n<li>b</li>\n</ul>\n</li>\n<li>c</li>\n</ul>"),
+    ("> quote\n> - item", "<blockquote>\n<p>quote\n- item</p>\n</blockquote>"),
+    # Not in code, and a hyphen inside a line is text.
+    ("```text\nx\n- y\n```", '<div class="codehilite"><pre><code class="language-text">x\n- y</code></pre></div>'),
+    ("a - b", "<p>a - b</p>"),
+])
+def test_a_list_after_a_text_line_is_a_list(render, source, expected):
+    assert render(source).html == expected
+
+
+def test_code_lines_wider_than_a_phone_are_reported(render):
+    fits = "x = 1  # " + "a" * 33                           # 42 columns
+    wide = "y = 2  # " + "中文" * 9                          # 9 + 36 = 45 columns: a CJK character takes two
+    result = render(f"```python\n{fits}\n{wide}\n```")
+    assert result.problems == [(wide, "code line 45 columns wide: at most 42 fit a 390 px phone (break it, or put "
+                                      "the comment on its own line)")]
+    # A cloze in code is measured as its answer.
+    assert render("```python\n{{c1::" + "b" * 42 + "::hint}}\n```", cloze=True).problems == []
