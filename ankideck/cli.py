@@ -234,18 +234,20 @@ def stats(cards: Path | None, as_json: bool) -> None:
               help="Folder to write (default: preview/ beside the .apkg).")
 @click.option("--shots", is_flag=True, help="Also save PNG screenshots of a few cards, light and night, under shots/ "
                                             "(needs Chromium and playwright).")
-def preview(cards: Path | None, out: Path | None, shots: bool) -> None:
+@click.option("--shot", "shot_ids", multiple=True, metavar="ID",
+              help="Screenshot this card (repeatable) instead of a few chosen ones; implies --shots.")
+def preview(cards: Path | None, out: Path | None, shots: bool, shot_ids: tuple[str, ...]) -> None:
     """Write an HTML preview of every card, front and back, to open in a browser (works offline)."""
     from .preview import PreviewError, write_preview
 
     config = _run(lambda: _config(cards))
     try:
-        index = _run(lambda: write_preview(config, out, shots=shots, progress=True))
+        index = _run(lambda: write_preview(config, out, shots=shot_ids or shots, progress=True))
     except PreviewError as e:
         click.echo(f"Error: {e}", err=True)
         sys.exit(1)
     click.echo(f"Wrote {config.rel(index)}; open {index.as_uri()}")
-    if shots:
+    if shots or shot_ids:
         click.echo(f"Screenshots in {config.rel(index.parent / 'shots')}/")
 
 

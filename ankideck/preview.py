@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 from .builder import Note, collect_media, gather
 from .config import Config
+from .errors import BuildError, Problem
 from .models import BASIC_FIELDS, BASIC_TEMPLATE, CLOZE_FIELDS, CLOZE_TEMPLATE, stylesheet
 
 ASSETS = Path(__file__).with_name("preview_assets")
@@ -244,16 +245,28 @@ def card_views(note: Note) -> list[CardView]:
 MEDIA_SRC_RE = re.compile(r'(\ssrc=")([^"]*)(")')
 
 
-def write_preview(config: Config, out_dir: Path | None = None, shots: bool = False, progress: bool = False) -> Path:
+def write_preview(config: Config, out_dir: Path | None = None, shots: bool | tuple[str, ...] = False,
+                  progress: bool = False) -> Path:
     """Write the preview (default: ``preview/`` beside the .apkg) and return the path of its index.html.
 
     Raises BuildError for bad input, before anything is written; the previous preview is replaced only by a complete
-    new one. With ``shots``, also saves PNG screenshots of a few cards, light and night, under ``shots/``.
+    new one. With ``shots``, also saves PNG screenshots under ``shots/``, light and night: of a few cards, or of the
+    cards whose ids ``shots`` names (the first card of each note).
     """
     plan = gather(config)
     index = write_plan_preview(plan, out_dir, progress)
     if shots:
-        take_screenshots(index, index.parent / "shots", _shot_cards([v for n in plan.notes for v in card_views(n)]))
+        views = [view for note in plan.notes for view in card_views(note)]
+        if shots is True:
+            chosen = _shot_cards(views)
+        else:
+            by_id = {view.note.card.id: view for view in reversed(views)}   # the first card of each note
+            unknown = [card_id for card_id in shots if card_id not in by_id]
+            if unknown:
+                raise BuildError([Problem(config.rel(config.cards_dir), 0, f"no card '{card_id}' to screenshot")
+                                  for card_id in unknown])
+            chosen = [by_id[card_id] for card_id in shots]
+        take_screenshots(index, index.parent / "shots", chosen)
     return index
 
 
@@ -479,17 +492,36 @@ def _shot_cards(views: list[CardView]) -> list[CardView]:
     return chosen[:SHOT_COUNT]
 
 
+SHOT_PAGE_JS = """
+([card, ordinal, page, height]) => {
+  // As on the phone: the page around the card has the app's colour (AnkiDroid's night page is black) and the card
+  // is at least one screen tall, as the note type's CSS makes it in Anki.
+  document.documentElement.style.background = page;
+  document.body.style.background = page;
+  document.querySelector(".toolbar").style.display = "none";   // a phone shows the card alone
+  const side = ankideckPreview.sides.find(s => s.host.dataset.card === card && s.host.dataset.ord === String(ordinal)
+                                          && s.host.dataset.face === "back");
+  side.body.style.minHeight = height + "px";
+  side.host.scrollIntoView();
+  const box = side.host.getBoundingClientRect();
+  return { x: box.left + window.scrollX, y: box.top + window.scrollY, width: box.width, height: box.height };
+}
+"""
+SHOT_PAGES = {"light": "#ffffff", "night": "#000000"}   # the night shot sits on AnkiDroid's black page
+
+
 def take_screenshots(index: Path, folder: Path, views: list[CardView]) -> list[Path]:
-    """A PNG of each card's back (which shows the front too) per mode: ``ID-ORD-light.png``, ``ID-ORD-night.png``."""
+    """A phone screen (390 px wide, at least 844 tall) of each card's back (which shows the front too) per mode:
+    ``ID-ORD-light.png``, ``ID-ORD-night.png``."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     with open_preview(index) as page:
-        for mode in ("light", "night"):
+        for mode, colour in SHOT_PAGES.items():
+            page.evaluate("document.querySelector('.toolbar').style.display = ''")
             page.set_checked("#night-mode", mode == "night")
             for view in views:
-                frame = page.locator(f'.phone[data-card="{view.note.card.id}"][data-ord="{view.ordinal}"]'
-                                     '[data-face="back"]')
+                box = page.evaluate(SHOT_PAGE_JS, [view.note.card.id, view.ordinal, colour, PHONE["height"]])
                 path = folder / f"{view.note.card.id}-{view.ordinal}-{mode}.png"
-                frame.screenshot(path=str(path))
+                page.screenshot(path=str(path), full_page=True, clip=box)
                 written.append(path)
     return written
