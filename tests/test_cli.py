@@ -59,6 +59,31 @@ def test_build_reports_removed_cards_with_a_search(project):
     assert "removed" not in relock["plot-card"] and relock["plot-card"]["mod"] > lock["plot-card"]["mod"]
 
 
+def test_deleting_or_moving_a_card_changes_no_other_card(project):
+    """The footer names the file and the id, not a line: deleting the first card of a file shifts the lines of the
+    cards after it, and must not make them changed notes (nor leave them with a stale footer in Anki)."""
+    from ankideck.builder import gather
+    from ankideck.config import load_config
+
+    assert run("build").exit_code == 0
+    before = {note.card.id: note.fields["Source"] for note in gather(load_config()).notes}
+    formulas = project / "cards/basics/formulas.md"
+    text = formulas.read_text("utf-8")
+    first = text[text.index("# card: softmax-def"):text.index("# card: plot-card")]
+    formulas.write_text(text.replace(first, ""), "utf-8")          # the first card goes: every line below shifts
+    deleted = run("build")
+    assert "0 new, 0 changed, 1 removed" in deleted.output, deleted.output
+    after = {note.card.id: note.fields["Source"] for note in gather(load_config()).notes}
+    assert after == {card_id: source for card_id, source in before.items() if card_id != "softmax-def"}
+
+    formulas.write_text(formulas.read_text("utf-8") + "\n" + first, "utf-8")   # back, at the end of the file
+    assert "1 new, 0 changed, 0 removed" in run("build").output
+    text = formulas.read_text("utf-8")
+    plot = text[text.index("# card: plot-card"):text.index("# cloze: stable-softmax")]
+    formulas.write_text(text.replace(plot, "") + "\n" + plot, "utf-8")   # moved within its file
+    assert "no changes" in run("build").output.splitlines()[-1]
+
+
 def test_build_with_cards_and_out_options(project, tmp_path):
     out = tmp_path / "elsewhere" / "deck.apkg"
     result = run("build", "--cards", "cards", "--out", str(out))
