@@ -251,5 +251,23 @@ def preview(cards: Path | None, out: Path | None, shots: bool, shot_ids: tuple[s
         click.echo(f"Screenshots in {config.rel(index.parent / 'shots')}/")
 
 
+@cli.command()
+@cards_option
+@click.option("--since", metavar="REF", help="Git tag, branch or commit to compare with (default: the last v* tag).")
+@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), help="Write the Markdown to FILE.")
+@click.option("--changelog", is_flag=True, help="Put it first in CHANGELOG.md as this version's section (without an "
+                                                "earlier tag: the initial release).")
+def changes(cards: Path | None, since: str | None, out: Path | None, changelog: bool) -> None:
+    """New, changed and removed cards since REF, by deck, in Markdown, and a summary line (the release notes)."""
+    from .changelog import ChangelogError, run as changes_since
+
+    config = _run(lambda: _config(cards))
+    try:
+        click.echo(_run(lambda: changes_since(config, since, out, changelog)))
+    except ChangelogError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(1)
+
+
 def main() -> None:
     cli(prog_name="build.py" if Path(sys.argv[0]).name == "build.py" else "ankideck")
