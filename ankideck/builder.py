@@ -574,6 +574,7 @@ def _write_package(plan: Plan, media: dict[str, Path], target: Path | None = Non
     """Write the .apkg to ``target`` (a temporary file the caller renames), or else atomically over the output."""
     import genanki
 
+    from .changelog import deck_description
     from .models import BASIC_FIELDS, CLOZE_FIELDS, basic_model, cloze_model, stylesheet
 
     class TimedNote(genanki.Note):
@@ -597,12 +598,13 @@ def _write_package(plan: Plan, media: dict[str, Path], target: Path | None = Non
               "cloze": (cloze_model(css, TimedModel), CLOZE_FIELDS)}
     note_types = _note_type_versions([model for model, _ in models.values()], plan.note_types_lock, plan.now)
     namespace = plan.info.namespace
-    decks: dict[str, genanki.Deck] = {}
+    root = plan.info.name  # always shipped, even with every note in a sub-deck: it carries the version and links
+    decks: dict[str, genanki.Deck] = {root: genanki.Deck(deck_id(root), root, description=deck_description(
+        plan.info.description, max((note.mod for note in plan.notes), default=0)))}
     for note in plan.notes:
         deck_name = note.card.deck
         if deck_name not in decks:
-            decks[deck_name] = genanki.Deck(deck_id(deck_name), deck_name,
-                                            description=plan.info.description if deck_name == plan.info.name else "")
+            decks[deck_name] = genanki.Deck(deck_id(deck_name), deck_name)
         model, names = models[note.card.kind]
         decks[deck_name].add_note(TimedNote(
             note.mod, model=model, fields=[note.fields.get(name, "") for name in names], tags=note.tags,

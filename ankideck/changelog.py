@@ -312,11 +312,11 @@ def add_to_changelog(path: Path, release: str, date: str, body: str) -> bool:
     return same is not None
 
 
-def run(config: Config, since: str | None, out: Path | None, changelog: bool) -> str:
+def run(config: Config, since: str | None, out: Path | None, changelog: bool, initial: bool = False) -> str:
     """``build.py changes``: the Markdown (to print, or to ``out``), and with ``changelog`` a new CHANGELOG.md
-    section for this version. Returns what to print."""
+    section for this version. ``initial``: the whole deck, as a first release. Returns what to print."""
     top = git_root(config)
-    if since is None:
+    if since is None and not initial:
         since = last_tag(top)
         if since is None and not changelog:
             raise ChangelogError(f"no version tag ({TAG_PATTERN}) to compare with: pass --since REF (a tag, branch "

@@ -257,13 +257,16 @@ def preview(cards: Path | None, out: Path | None, shots: bool, shot_ids: tuple[s
 @click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), help="Write the Markdown to FILE.")
 @click.option("--changelog", is_flag=True, help="Put it first in CHANGELOG.md as this version's section (without an "
                                                 "earlier tag: the initial release).")
-def changes(cards: Path | None, since: str | None, out: Path | None, changelog: bool) -> None:
+@click.option("--initial", is_flag=True, help="No earlier version: the whole deck, as an initial release.")
+def changes(cards: Path | None, since: str | None, out: Path | None, changelog: bool, initial: bool) -> None:
     """New, changed and removed cards since REF, by deck, in Markdown, and a summary line (the release notes)."""
     from .changelog import ChangelogError, run as changes_since
 
+    if initial and since:
+        raise click.UsageError("--initial compares with nothing: leave out --since")
     config = _run(lambda: _config(cards))
     try:
-        click.echo(_run(lambda: changes_since(config, since, out, changelog)))
+        click.echo(_run(lambda: changes_since(config, since, out, changelog, initial)))
     except ChangelogError as e:
         click.echo(f"Error: {e}", err=True)
         sys.exit(1)
