@@ -13,6 +13,7 @@ from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
 from markdown.util import AtomicString
 
+from .fences import closes
 from .render import (CLOSE_BRACES_RE, CLOZE_RE, FENCE_OPEN_RE, FIGURE_VARIANTS, PLACEHOLDER, REMOTE_RE, Rendered,
                      highlight)
 
@@ -55,8 +56,7 @@ class FencedCodePreprocessor(RendererBound, Preprocessor):
             body: list[str] = []
             index += 1
             while index < len(lines):
-                stripped = lines[index].strip()
-                if stripped.startswith(fence) and not stripped.strip(fence[0]):
+                if closes(lines[index], fence):
                     break
                 body.append(lines[index][indent:] if lines[index][:indent].isspace() else lines[index])
                 index += 1

@@ -13,13 +13,11 @@ from pathlib import Path
 import yaml
 
 from .errors import Problem
+from .fences import FENCE_OPEN_RE, closes, fenced
 
 CARD_RE = re.compile(r"^#\s+(card|cloze):\s*(.*?)\s*$")
 SECTION_RE = re.compile(r"^##\s+(.*?)\s*#*\s*$")
 HEADING1_RE = re.compile(r"^#(\s|$)")
-# As the renderer (render.FENCE_OPEN_RE) and CommonMark: a backtick fence's info string has no backtick in it
-# (```` ```x`y ```` is prose, not a fence), so the parser never skips lines the renderer will treat as HTML.
-FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*([^`]*?)[ \t]*$")
 META_RE = re.compile(r"^([a-z_]+):(\s|$)")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 CLOZE_RE = re.compile(r"\{\{c(\d+)::")
@@ -153,16 +151,15 @@ def parse_text(text: str, where: str, default_deck: str) -> tuple[list[Card], li
                               f"{number})")
             fence = None
         if fence is not None:
-            marker, _ = fence
-            if line.strip().startswith(marker[0] * len(marker)) and not line.strip().strip(marker[0]):
+            if closes(line, fence[0]):
                 fence = None
             section_lines.append(line)
             continue
-        opened = FENCE_RE.match(line)
+        opened = FENCE_OPEN_RE.match(line)
         if opened:
             if in_meta:
                 finish_meta()
-            fence = (opened.group(1), number)
+            fence = (opened.group("fence"), number)
             if card is None:
                 problem(number, "text outside a card: start a card with '# card: ID' or '# cloze: ID'")
             section_lines.append(line)
@@ -343,12 +340,9 @@ def _check_card(card: Card, problem) -> None:
 def _check_display_math(section: Section, problem) -> None:
     """Report a ``$$`` that is never closed (outside code), at the line where it opens."""
     open_line = None
-    in_fence = False
-    for offset, line in enumerate(section.text.split("\n")):
-        if FENCE_RE.match(line):
-            in_fence = not in_fence
-            continue
-        if in_fence:
+    lines = section.text.split("\n")
+    for offset, (line, in_code) in enumerate(zip(lines, fenced(lines))):
+        if in_code:
             continue
         for _ in DISPLAY_DOLLARS_RE.finditer(INLINE_CODE_RE.sub("", line)):
             open_line = None if open_line is not None else section.line + offset

@@ -20,7 +20,7 @@ PLACEHOLDER = "ankideck-media:{}"
 PLACEHOLDER_RE = re.compile(r"ankideck-media:(\d+)")
 FIGURE_VARIANTS = ("light", "dark")
 CLOZE_RE = re.compile(r"\{\{(c\d+)::(.*?)(?:::([^{}]*?))?\}\}", re.DOTALL)
-FENCE_OPEN_RE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*?)[ \t]*$")
+from .fences import FENCE_OPEN_RE  # noqa: E402,F401  (re-exported: the renderer's fences are the parser's)
 REMOTE_RE = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)
 CLOSE_BRACES_RE = re.compile(r"\}(?=\})")
 

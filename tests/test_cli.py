@@ -18,10 +18,13 @@ def problems_of(result) -> list[str]:
     return [line for line in result.output.splitlines() if re.match(r"^\S+:\d+: ", line)]
 
 
-@pytest.mark.parametrize("command", [[], ["build"], ["check"], ["new"], ["stats"]])
+@pytest.mark.parametrize("command", [[], *[[name] for name in sorted(cli.commands)]])
 def test_every_command_has_help(command):
-    result = run(*command, "--help")
-    assert result.exit_code == 0 and "Usage:" in result.output
+    for flag in ("--help", "-h"):
+        result = run(*command, flag)
+        assert result.exit_code == 0 and "Usage:" in result.output
+    if command:
+        assert cli.commands[command[0]].help, f"command {command[0]!r} has no help text"
 
 
 def test_default_command_builds_and_prints_changes_and_summary(project):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import re
 import warnings
 
 import numpy as np
@@ -12,13 +11,32 @@ import pytest
 import tests.code_checks as code_checks
 from ankideck.builder import load_cards
 from ankideck.config import load_config, load_deck_info
+from ankideck.fences import FENCE_OPEN_RE, closes
 from ankideck.render import CLOZE_RE
 from tests.conftest import ROOT
 
-FENCE_RE = re.compile(r"^(`{3,}|~{3,})[ \t]*python([^\n]*)\n(.*?)^\1[ \t]*$", re.M | re.S)
 
 for module in pkgutil.iter_modules(code_checks.__path__):
     importlib.import_module(f"{code_checks.__name__}.{module.name}")
+
+
+def python_blocks(text: str) -> list[str]:
+    """The bodies of a text's ```python fences (not ```python norun), by the engine's own fence grammar."""
+    blocks, lines, index = [], text.split("\n"), 0
+    while index < len(lines):
+        opened = FENCE_OPEN_RE.match(lines[index])
+        index += 1
+        if not opened:
+            continue
+        body = []
+        while index < len(lines) and not closes(lines[index], opened.group("fence")):
+            body.append(lines[index])
+            index += 1
+        index += 1
+        info = opened.group("info").split()
+        if info[:1] == ["python"] and "norun" not in info:
+            blocks.append("\n".join(body) + "\n")
+    return blocks
 
 
 def snippets() -> dict[str, str]:
@@ -28,8 +46,7 @@ def snippets() -> dict[str, str]:
     assert not problems, problems
     found = {}
     for card in cards:
-        blocks = [code for section in card.sections.values() for _, info, code in FENCE_RE.findall(section.text)
-                  if "norun" not in info.split()]
+        blocks = [code for section in card.sections.values() for code in python_blocks(section.text)]
         if blocks:
             found[card.id] = CLOZE_RE.sub(lambda m: m.group(2), "\n\n".join(blocks))
     return found

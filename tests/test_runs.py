@@ -14,6 +14,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,4 +214,9 @@ def test_quick_data_plots(quick, tmp_path):
         f = MplFigure(figsize=(4, 4 * fig.aspect), layout="constrained")
         axes = f.subplots(*fig.grid, squeeze=True)
         getattr(importlib.import_module(module), fn)(axes, data)
+        # Each panel draws something from the data: lines, points, bars or an image, not an empty frame.
+        for ax in np.atleast_1d(axes).ravel():
+            drawn = len(ax.lines) + len(ax.collections) + len(ax.patches) + len(ax.images)
+            assert drawn > 0, f"{name}: a panel of {fig.plot} draws nothing from the quick data"
         f.savefig(tmp_path / f"{name}.png", dpi=50)
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
