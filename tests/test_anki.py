@@ -155,3 +155,25 @@ def test_a_stylesheet_change_alone_reaches_anki(project, collection, monkeypatch
         assert "letter-spacing: 0.01em" in notetype["css"], name
     assert {m["name"] for m in collection.models.all()} >= {"ankideck Basic", "ankideck Cloze"}
     assert not any(m["name"].startswith("ankideck") and m["name"].endswith("+") for m in collection.models.all())
+
+
+def test_the_real_deck_imports_with_no_missing_media(tmp_path, collection):
+    """The deck a candidate downloads, as Anki's backend (the one AnkiDroid uses) imports it: every note and card
+    arrives, every image a field names is in the package, and the note types name no media file."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    copy = tmp_path / "deck"
+    for part in ("cards", "figures"):
+        shutil.copytree(root / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(root / "pyproject.toml", copy / "pyproject.toml")
+    result = build(load_config(cwd=copy), progress=False)   # in a copy: the project's lock file stays as it is
+    import_package(collection, result.out)
+
+    assert len(collection.find_notes("")) == len(result.plan.notes)
+    assert collection.card_count() == result.card_count
+    check = collection.media.check()
+    assert list(check.missing) == [] and list(check.unused) == []
+    for entry in collection.models.all_names_and_ids():
+        if entry.name.startswith("ankideck"):
+            assert list(collection.media.extract_static_media_files(entry.id)) == [], entry.name
