@@ -75,7 +75,7 @@ def _act_gelu(ns):
     fd = (gelu(x + h) - gelu(x - h)) / (2 * h)
     np.testing.assert_allclose(gelu_grad(x), fd, atol=1e-7)
 
-    # minimum of GELU ~ -0.17 near x ~ -0.75 (stated on act-gelu-def)
+    # minimum of GELU ~ -0.17 near x ~ -0.75 (stated on act-gelu-nonmonotonic)
     i = int(np.argmin(gelu(xw)))
     assert abs(xw[i] + 0.75) < 0.01 and abs(gelu(xw)[i] + 0.17) < 0.001
 
