@@ -239,7 +239,7 @@ def compare(config: Config, since: str | None) -> Report:
     report.new = [Entry(i, current[i].card.deck, front_text(current[i].card)) for i in sorted(new)]
     report.changed = [Entry(i, current[i].card.deck, front_text(current[i].card)) for i in sorted(changed)]
     report.removed = [Entry(i, then.cards[i].deck, front_text(then.cards[i])) if i in then.cards
-                      else Entry(i, "(deck not found at this ref)", "") for i in sorted(removed)]
+                      else Entry(i, f"(no card source at {report.since})", "") for i in sorted(removed)]
     return report
 
 
