@@ -133,6 +133,111 @@ def _batchnorm(ns):
         bn(rng.normal(size=(64, C)) * sd + mu, np.ones(C), np.zeros(C), state, training=True)
     np.testing.assert_allclose(state["mean"], mu, atol=0.1)
     np.testing.assert_allclose(state["var"], sd ** 2, rtol=0.15)
+    # one value per channel in training: a ValueError like PyTorch's, and the running statistics stay untouched
+    for shape in [(1, C), (1, C, 1, 1)]:
+        before = {"mean": state["mean"].copy(), "var": state["var"].copy()}
+        try:
+            bn(rng.normal(size=shape), np.ones(C), np.zeros(C), state, training=True)
+        except ValueError as err:
+            assert "Expected more than 1 value per channel when training" in str(err)
+        else:
+            raise AssertionError(f"a {shape} batch in training mode must raise ValueError")
+        np.testing.assert_array_equal(state["mean"], before["mean"])
+        np.testing.assert_array_equal(state["var"], before["var"])
+        assert np.all(np.isfinite(state["var"]))
+    # ... but one sample with H*W > 1 values per channel is fine (statistics over H, W), and so is inference
+    x1 = rng.normal(size=(1, C, 3, 2))
+    g1, b1 = rng.uniform(0.5, 2.0, size=C), rng.normal(size=C)
+    m0, v0 = state["mean"].copy(), state["var"].copy()
+    y1 = bn(x1, g1, b1, state, training=True, momentum=0.1, eps=1e-5)
+    y1_ref, m1_ref, v1_ref = _bn_reference(x1, g1, b1, m0, v0, 0.1, 1e-5)
+    np.testing.assert_allclose(y1, y1_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(state["var"], v1_ref, rtol=1e-12)
+    y_eval = bn(rng.normal(size=(1, C)), g1, b1, {"mean": m0.copy(), "var": v0.copy()}, training=False)
+    assert y_eval.shape == (1, C) and np.all(np.isfinite(y_eval))
+    # the same behaviour as torch.nn.BatchNorm1d in training mode
+    import torch
+    with torch.no_grad():
+        tbn = torch.nn.BatchNorm1d(C).double().train()
+        xt = rng.normal(size=(8, C))
+        ref_t = tbn(torch.from_numpy(xt)).numpy()
+        st = {"mean": np.zeros(C), "var": np.ones(C)}
+        np.testing.assert_allclose(bn(xt, np.ones(C), np.zeros(C), st, training=True), ref_t, rtol=1e-9,
+                                   atol=1e-12)
+        np.testing.assert_allclose(st["mean"], tbn.running_mean.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(st["var"], tbn.running_var.numpy(), rtol=1e-12)
+        try:
+            tbn(torch.zeros(1, C, dtype=torch.float64))
+        except ValueError as err:
+            assert "Expected more than 1 value per channel when training" in str(err)
+
+
+def _bn_forward_train(x, gamma, beta, eps):
+    mu = x.mean(axis=0)
+    var = ((x - mu) ** 2).mean(axis=0)
+    return gamma * (x - mu) / np.sqrt(var + eps) + beta
+
+
+@check("bn-backward-code")
+def _bn_backward(ns):
+    bn_backward = ns["bn_backward"]
+    rng = np.random.default_rng(11)
+    import torch
+    for m, C in [(7, 3), (16, 5), (2, 2)]:
+        x = rng.normal(loc=1.5, scale=2.0, size=(m, C))
+        gamma = rng.uniform(0.5, 2.0, size=C)
+        beta = rng.normal(size=C)
+        dy = rng.normal(size=(m, C))
+        dx, dgamma, dbeta = bn_backward(dy, x, gamma, eps=1e-5)
+        # finite differences of L = sum(dy * y)
+        f = lambda xx: float(np.sum(dy * _bn_forward_train(xx, gamma, beta, 1e-5)))
+        np.testing.assert_allclose(dx, _numgrad(f, x), rtol=1e-5, atol=1e-7)
+        fg = lambda gg: float(np.sum(dy * _bn_forward_train(x, gg, beta, 1e-5)))
+        np.testing.assert_allclose(dgamma, _numgrad(fg, gamma), rtol=1e-6, atol=1e-8)
+        fb = lambda bb: float(np.sum(dy * _bn_forward_train(x, gamma, bb, 1e-5)))
+        np.testing.assert_allclose(dbeta, _numgrad(fb, beta), rtol=1e-6, atol=1e-8)
+        # torch.autograd through F.batch_norm in training mode
+        xt = torch.tensor(x, requires_grad=True)
+        gt = torch.tensor(gamma, requires_grad=True)
+        bt = torch.tensor(beta, requires_grad=True)
+        yt = torch.nn.functional.batch_norm(xt, None, None, gt, bt, training=True, eps=1e-5)
+        yt.backward(torch.tensor(dy))
+        np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(dgamma, gt.grad.numpy(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(dbeta, bt.grad.numpy(), rtol=1e-9, atol=1e-12)
+        # the gradient sums to zero over the batch
+        np.testing.assert_allclose(dx.sum(axis=0), 0.0, atol=1e-10)
+
+
+@check("bn-fold-code")
+def _bn_fold(ns):
+    fold_bn = ns["fold_bn"]
+    import torch
+    rng = np.random.default_rng(12)
+    eps = 1e-5
+    # a linear layer followed by BN in eval mode
+    W, b = rng.normal(size=(4, 6)), rng.normal(size=4)
+    gamma, beta = rng.uniform(0.5, 2.0, size=4), rng.normal(size=4)
+    mean, var = rng.normal(size=4), rng.uniform(0.2, 3.0, size=4)
+    x = rng.normal(size=(9, 6))
+    ref = gamma * (x @ W.T + b - mean) / np.sqrt(var + eps) + beta
+    W2, b2 = fold_bn(W, b, gamma, beta, mean, var, eps=eps)
+    assert W2.shape == W.shape and b2.shape == b.shape
+    np.testing.assert_allclose(x @ W2.T + b2, ref, rtol=1e-10, atol=1e-12)
+    # a conv layer followed by BatchNorm2d in eval mode, checked with torch
+    conv = torch.nn.Conv2d(3, 5, 3, padding=1).double()
+    bn = torch.nn.BatchNorm2d(5).double().eval()
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor(rng.uniform(0.5, 2.0, size=5)))
+        bn.bias.copy_(torch.tensor(rng.normal(size=5)))
+        bn.running_mean.copy_(torch.tensor(rng.normal(size=5)))
+        bn.running_var.copy_(torch.tensor(rng.uniform(0.2, 3.0, size=5)))
+        xt = torch.tensor(rng.normal(size=(2, 3, 7, 6)))
+        ref_t = bn(conv(xt)).numpy()
+        Wc, bc = fold_bn(conv.weight.numpy(), conv.bias.numpy(), bn.weight.numpy(), bn.bias.numpy(),
+                         bn.running_mean.numpy(), bn.running_var.numpy(), eps=bn.eps)
+        out = torch.nn.functional.conv2d(xt, torch.tensor(Wc), torch.tensor(bc), padding=1).numpy()
+    np.testing.assert_allclose(out, ref_t, rtol=1e-9, atol=1e-11)
 
 
 # ---------------------------------------------------------------- 2.1.4 cross-entropy
