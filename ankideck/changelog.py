@@ -150,7 +150,11 @@ def snapshot(config: Config, info: DeckInfo, top: Path, commit: str) -> Snapshot
     data = _git(top, "archive", "--format=tar", commit, "--", cards_rel, binary=True)
     with tempfile.TemporaryDirectory(prefix="ankideck-changes-") as scratch:
         with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-            archive.extractall(scratch, filter="data")
+            for member in archive.getmembers():
+                try:
+                    archive.extract(member, scratch, filter="data")
+                except tarfile.FilterError:  # a link out of the folder: never a card source, for the build either
+                    continue
         base = Path(scratch).resolve()
         then = Config(root=base / root_rel, cards_dir=base / cards_rel, out=base / "out.apkg",
                       figures_dir=base / "figures", cache_dir=base / ".cache")

@@ -48,7 +48,7 @@ version=$("$PYTHON" -c 'import tomllib; print(tomllib.load(open("pyproject.toml"
 installed=$("$PYTHON" -c 'from importlib.metadata import version; print(version("ankideck"))' 2>/dev/null) \
   || fail "the ankideck project is not installed for $PYTHON (pip install -e .)"
 [ "$installed" = "$version" ] \
-  || fail "pyproject.toml says $version but $PYTHON has $installed installed, which the deck would show: pip install -e ."
+  || fail "pyproject.toml says $version but $PYTHON has $installed installed (the deck shows that): pip install -e ."
 if [ -z "$tag" ] && [ "${GITHUB_REF_TYPE:-}" = tag ]; then tag="${GITHUB_REF_NAME:-}"; fi
 if [ -z "$tag" ]; then tag=$(git describe --tags --exact-match --match 'v*' HEAD 2>/dev/null || true); fi
 if [ -z "$tag" ]; then

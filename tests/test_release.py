@@ -175,7 +175,8 @@ def test_the_root_deck_shows_version_date_and_links_and_no_note_hash_sees_it(pro
 
 # --- changes --------------------------------------------------------------------------------------------------------
 
-NEW_CARD = "\n# card: lse-stable\n\n## Front\nWhy is `logsumexp` **stable** for $x \\gg 0$?\n\n## Back\nIt subtracts the max.\n"
+NEW_CARD = ("\n# card: lse-stable\n\n## Front\nWhy is `logsumexp` **stable** for $x \\gg 0$?\n\n"
+            "## Back\nIt subtracts the max.\n")
 EXPECTED = """1 new, 1 changed, 1 removed since {since}; 4 notes in 2 decks.
 
 ### Test::Formulas
@@ -357,7 +358,8 @@ def release_clone(tmp_path_factory) -> Path:
     """A clone of this repository with the lock file in step (built once: the slow part, every figure drawn)."""
     clone = tmp_path_factory.mktemp("release") / "repo"
     env = {**os.environ, **GIT_ENV}
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, env=env, timeout=300)
+    # With the usual git configuration: a CI checkout may be owned by another user, trusted by its global config.
+    subprocess.run(["git", "-c", "safe.directory=*", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=300)
     built = subprocess.run([sys.executable, "build.py", "build", "-q"], cwd=clone, capture_output=True, text=True,
                            env=env, timeout=1200)
     assert built.returncode == 0, built.stdout + built.stderr
@@ -367,7 +369,7 @@ def release_clone(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def clone(release_clone, tmp_path) -> Path:
+def clone(release_clone, tmp_path, git_env) -> Path:
     copy = tmp_path / "repo"
     shutil.copytree(release_clone, copy, symlinks=True)
     (tmp_path / "bin").mkdir()
