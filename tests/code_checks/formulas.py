@@ -71,6 +71,39 @@ def _softmax(ns):
     np.testing.assert_allclose(log_softmax(np.array([0.0, -1000.0]))[1], -1000.0, rtol=1e-12)
 
 
+@check("softmax-backward-code")
+def _softmax_backward(ns):
+    softmax, softmax_backward = ns["softmax"], ns["softmax_backward"]
+    import torch
+    rng = np.random.default_rng(3)
+    for shape in [(5,), (4, 6), (2, 3, 7)]:
+        z = rng.normal(scale=2.0, size=shape)
+        w = rng.normal(size=shape)  # L = sum(w * softmax(z)), so dL/dp = w
+        p = softmax(z)
+        dz = softmax_backward(p, w)
+        assert dz.shape == z.shape
+        # finite differences of the scalar loss
+        np.testing.assert_allclose(dz, _numgrad(lambda zz: float(np.sum(w * softmax(zz))), z), rtol=1e-6,
+                                   atol=1e-9)
+        # torch.autograd
+        zt = torch.tensor(z, requires_grad=True)
+        torch.softmax(zt, dim=-1).backward(torch.tensor(w))
+        np.testing.assert_allclose(dz, zt.grad.numpy(), rtol=1e-10, atol=1e-13)
+        # the explicit Jacobian diag(p) - p p^T, row by row (plain loops)
+        for idx in np.ndindex(shape[:-1]):
+            row, g = p[idx], w[idx]
+            K = len(row)
+            ref = [sum(g[i] * row[i] * ((i == j) - row[j]) for i in range(K)) for j in range(K)]
+            np.testing.assert_allclose(dz[idx], ref, rtol=1e-10, atol=1e-13)
+        # components sum to zero (shift invariance)
+        np.testing.assert_allclose(dz.sum(axis=-1), 0.0, atol=1e-12)
+    # with the cross-entropy gradient dL/dp = -y / p the result is p - y
+    z = rng.normal(size=(3, 5))
+    y = np.eye(5)[[0, 3, 4]]
+    p = softmax(z)
+    np.testing.assert_allclose(softmax_backward(p, -y / p), p - y, rtol=1e-10, atol=1e-12)
+
+
 # ---------------------------------------------------------------- 2.1.2 BatchNorm
 
 def _bn_reference(x, gamma, beta, mean0, var0, momentum, eps):
