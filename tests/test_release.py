@@ -26,7 +26,7 @@ from ankideck.builder import build
 from ankideck.cli import cli
 from ankideck.config import load_config
 from ankideck.parse import parse_text
-from tests.conftest import ROOT, import_package, write_project
+from tests.conftest import ROOT, import_package
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 GIT_ENV = {"GIT_AUTHOR_NAME": "Release Test", "GIT_AUTHOR_EMAIL": "release-test@example.invalid",
