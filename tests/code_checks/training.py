@@ -307,3 +307,98 @@ def _norm_gn(ns):
             for c in range(grp * cg, (grp + 1) * cg):
                 ref[n, c] = gamma[c] * (x[n, c] - m) / math.sqrt(v + eps) + beta[c]
     np.testing.assert_allclose(group_norm(x, G, gamma, beta, eps), ref, rtol=1e-10, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- dropout
+
+@check("dropout-code")
+def _dropout(ns):
+    import torch
+
+    fwd, bwd = ns["dropout_forward"], ns["dropout_backward"]
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(200, 300))
+
+    # eval mode and p = 0: exact identity, no mask
+    for p, training in ((0.3, False), (0.0, True)):
+        out, mask = fwd(x, p, training, rng)
+        assert mask is None and np.array_equal(out, x)
+        assert np.array_equal(bwd(np.ones_like(x), mask), np.ones_like(x))
+
+    for p in (0.1, 0.5, 0.8):
+        out, mask = fwd(x, p, True, rng)
+        assert out.shape == x.shape
+        dropped = out == 0.0
+        # drop rate ~ p: 60000 Bernoulli draws, 5 standard deviations
+        sd = math.sqrt(p * (1 - p) / x.size)
+        assert abs(dropped.mean() - p) < 5 * sd, (dropped.mean(), p)
+        # kept entries are exactly x / (1 - p), the PyTorch convention
+        np.testing.assert_allclose(out[~dropped], x[~dropped] / (1 - p), rtol=1e-12)
+        t = torch.nn.functional.dropout(torch.from_numpy(x), p=p, training=True).numpy()
+        kept_t = t != 0.0
+        np.testing.assert_allclose(t[kept_t], x[kept_t] / (1 - p), rtol=1e-6)
+        # backward: the same mask, equal to the gradient of sum(out * dout) w.r.t. x
+        dout = rng.normal(size=x.shape)
+        np.testing.assert_allclose(bwd(dout, mask), dout * out / np.where(x == 0, 1.0, x), rtol=1e-10)
+        assert np.all(bwd(dout, mask)[dropped] == 0.0)
+
+    # expectation preserved: the mean of many dropout draws of a fixed vector tends to x
+    v = rng.normal(size=50)
+    p, n = 0.4, 20000
+    draws = np.stack([fwd(v, p, True, rng)[0] for _ in range(n)])
+    sd = np.abs(v) * math.sqrt(p / (1 - p)) / math.sqrt(n)   # std of the mean of x*m/(1-p)
+    assert np.all(np.abs(draws.mean(0) - v) < 5 * sd + 1e-12)
+    # and a fresh mask on every call
+    assert not np.array_equal(fwd(x, 0.5, True, rng)[1], fwd(x, 0.5, True, rng)[1])
+
+
+# --------------------------------------------------------------------------- gradient clipping
+
+@check("clip-code")
+def _clip(ns):
+    import torch
+
+    clip_grad_norm, clip_grad_value = ns["clip_grad_norm"], ns["clip_grad_value"]
+    rng = np.random.default_rng(9)
+    shapes = [(3, 4), (5,), (2, 3, 2), (1,)]
+
+    def torch_params(grads):
+        ps = []
+        for g in grads:
+            t = torch.zeros(g.shape, dtype=torch.float64, requires_grad=True)
+            t.grad = torch.from_numpy(g.copy())
+            ps.append(t)
+        return ps
+
+    for scale, max_norm in ((10.0, 1.0), (0.01, 1.0), (3.0, 0.5), (1.0, 100.0)):
+        grads = [scale * rng.normal(size=s) for s in shapes]
+        ps = torch_params(grads)
+        ref_total = float(torch.nn.utils.clip_grad_norm_(ps, max_norm))
+        out, total = clip_grad_norm([g.copy() for g in grads], max_norm)
+        # same pre-clipping norm and same clipped gradients as PyTorch
+        np.testing.assert_allclose(float(total), ref_total, rtol=1e-12)
+        assert len(out) == len(grads)
+        for o, p_ in zip(out, ps):
+            np.testing.assert_allclose(o, p_.grad.numpy(), rtol=1e-10, atol=1e-15)
+        # direction kept; new global norm is min(total, max_norm) (up to eps)
+        flat_in = np.concatenate([g.ravel() for g in grads])
+        flat_out = np.concatenate([o.ravel() for o in out])
+        new_norm = np.linalg.norm(flat_out)
+        np.testing.assert_allclose(new_norm, min(np.linalg.norm(flat_in), max_norm), rtol=1e-5)
+        cos = flat_in @ flat_out / (np.linalg.norm(flat_in) * new_norm)
+        np.testing.assert_allclose(cos, 1.0, rtol=1e-12)
+
+    # global, not per-tensor: a tiny tensor next to a huge one is scaled by the same factor
+    grads = [np.full(4, 1000.0), np.full(4, 1e-3)]
+    out, _ = clip_grad_norm([g.copy() for g in grads], 1.0)
+    np.testing.assert_allclose(out[1] / grads[1], out[0] / grads[0], rtol=1e-12)
+    # all-zero gradients: no division by zero, returned unchanged
+    out, total = clip_grad_norm([np.zeros(3), np.zeros((2, 2))], 1.0)
+    assert float(total) == 0.0 and all(np.all(o == 0) for o in out)
+
+    # clip by value against torch.nn.utils.clip_grad_value_
+    grads = [3.0 * rng.normal(size=s) for s in shapes]
+    ps = torch_params(grads)
+    torch.nn.utils.clip_grad_value_(ps, 1.5)
+    for o, p_ in zip(clip_grad_value(grads, 1.5), ps):
+        np.testing.assert_allclose(o, p_.grad.numpy(), rtol=0, atol=0)
