@@ -172,3 +172,49 @@ def check_padding(ns):
                 ref = np.zeros(T)
                 ref[:n] = _softmax_1d(S0[b, hh, i, :n])
                 np.testing.assert_allclose(A[b, hh, i], ref, atol=1e-12)
+
+
+@check("emb-tfidf-code")
+def check_tfidf(ns):
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    tfidf = ns["tfidf"]
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(0.7, size=(9, 13)).astype(float)
+    counts[:, 3] = 0          # a term no document contains
+    counts[:, 5] += 1         # a term every document contains
+    counts[4] = 0             # an empty document
+    got = tfidf(counts)
+    ref = TfidfTransformer().fit_transform(counts).toarray()
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+    assert np.all(got[4] == 0)
+    # every non-empty row has unit L2 norm, so the dot product is the cosine similarity
+    norms = np.linalg.norm(got, axis=1)
+    np.testing.assert_allclose(norms[counts.sum(1) > 0], 1.0, rtol=1e-12)
+    # a term in every document still gets weight (idf = 1 with smoothing), an absent term none
+    assert np.all(got[counts[:, 5] > 0, 5] > 0) and np.all(got[:, 3] == 0)
+
+
+@check("emb-infonce-code")
+def check_info_nce(ns):
+    import torch
+    import torch.nn.functional as F
+
+    info_nce = ns["info_nce"]
+    rng = np.random.default_rng(6)
+    B, M, d = 6, 4, 8
+    q, k, neg = rng.normal(size=(B, d)), rng.normal(size=(B, d)), rng.normal(size=(M, d))
+    for tau in (1.0, 0.05, 0.01):
+        for extra in (None, neg):
+            keys = k if extra is None else np.concatenate([k, extra])
+            qt = F.normalize(torch.tensor(q), dim=-1)
+            kt = F.normalize(torch.tensor(keys), dim=-1)
+            ref = F.cross_entropy(qt @ kt.T / tau, torch.arange(B)).item()
+            got = info_nce(q, k, extra, tau=tau) if extra is not None else info_nce(q, k, tau=tau)
+            assert math.isclose(got, ref, rel_tol=1e-9, abs_tol=1e-12), (tau, got, ref)
+    # scale invariance (cosine similarity) and the positive being the query itself lowers the loss
+    assert math.isclose(info_nce(3 * q, 0.5 * k, tau=0.1), info_nce(q, k, tau=0.1), rel_tol=1e-9)
+    assert info_nce(q, q + 0.01 * k, tau=0.05) < info_nce(q, k, tau=0.05)
+    # a hard negative identical to the positive adds log 2 in the limit of a tiny temperature
+    hard = info_nce(q, q, k_neg=q[:1], tau=1e-3)
+    assert hard > 0.5 * math.log(2) / B
