@@ -70,3 +70,104 @@ def check_cfg(ns):
     c2 = rng.normal(size=(6, D))
     got = drop_cond(c2, np.zeros_like(c2), 1.0, rng)
     np.testing.assert_array_equal(got, np.zeros_like(c2))
+
+
+# --------------------------------------------------------------------------- 4.4 DiT patchify
+def _patchify_loop(x, p):
+    """token i*w + j, feature (a*p + b)*C + c  <-  x[n, c, i*p + a, j*p + b]."""
+    N, C, H, W = x.shape
+    h, w = H // p, W // p
+    out = np.empty((N, h * w, p * p * C))
+    for n in range(N):
+        for i in range(h):
+            for j in range(w):
+                for a in range(p):
+                    for b in range(p):
+                        for c in range(C):
+                            out[n, i * w + j, (a * p + b) * C + c] = x[n, c, i * p + a, j * p + b]
+    return out
+
+
+@check("dit-patchify-code")
+def check_patchify(ns):
+    patchify, unpatchify = ns["patchify"], ns["unpatchify"]
+    rng = np.random.default_rng(0)
+    for (N, C, H, W, p) in [(2, 4, 8, 8, 2), (1, 3, 12, 8, 4), (2, 4, 6, 10, 1), (1, 2, 8, 8, 8)]:
+        x = rng.normal(size=(N, C, H, W))
+        tok = patchify(x, p)
+        h, w = H // p, W // p
+        assert tok.shape == (N, h * w, p * p * C)
+        np.testing.assert_array_equal(tok, _patchify_loop(x, p))
+        # a token is exactly one spatially contiguous p x p patch
+        i, j = h - 1, 0
+        patch = x[:, :, i * p:(i + 1) * p, j * p:(j + 1) * p]  # (N, C, p, p)
+        np.testing.assert_array_equal(tok[:, i * w + j], patch.transpose(0, 2, 3, 1).reshape(N, -1))
+        # round trips, both ways
+        np.testing.assert_array_equal(unpatchify(tok, p, C, h, w), x)
+        t2 = rng.normal(size=tok.shape)
+        np.testing.assert_array_equal(patchify(unpatchify(t2, p, C, h, w), p), t2)
+        # same patches as torch's unfold (which orders features channel-major: (c, a, b))
+        ref = F.unfold(torch.from_numpy(x), kernel_size=p, stride=p).numpy()  # (N, C*p*p, h*w)
+        ref = ref.reshape(N, C, p, p, h * w).transpose(0, 4, 2, 3, 1).reshape(N, h * w, p * p * C)
+        np.testing.assert_array_equal(tok, ref)
+        # patchify + linear == conv2d with kernel = stride = p (the ViT / DiT patch embedding)
+        D = 5
+        Wc = rng.normal(size=(D, C, p, p))
+        conv = F.conv2d(torch.from_numpy(x), torch.from_numpy(Wc), stride=p).numpy()  # (N, D, h, w)
+        lin = tok @ Wc.transpose(2, 3, 1, 0).reshape(p * p * C, D)  # features ordered (a, b, c)
+        np.testing.assert_allclose(lin, conv.reshape(N, D, h * w).transpose(0, 2, 1), rtol=1e-10, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- 4.4 adaLN-Zero
+@check("dit-adaln-zero-code")
+def check_adaln_zero(ns):
+    layer_norm, adaln_zero_init, dit_block = ns["layer_norm"], ns["adaln_zero_init"], ns["dit_block"]
+    rng = np.random.default_rng(0)
+    N, T, d, d_c = 3, 7, 8, 6
+    x = rng.normal(size=(N, T, d)) * 2 + 1
+    c = rng.normal(size=(N, d_c))
+    Wa, Wf = rng.normal(size=(d, d)) / np.sqrt(d), rng.normal(size=(d, d)) / np.sqrt(d)
+
+    def attn(h):  # a token-mixing stand-in: softmax self-attention with one head
+        s = h @ h.transpose(0, 2, 1) / np.sqrt(d)
+        s = np.exp(s - s.max(-1, keepdims=True))
+        return (s / s.sum(-1, keepdims=True)) @ h @ Wa
+
+    def ffn(h):
+        return np.tanh(h @ Wf)
+
+    # LayerNorm without affine == torch's
+    np.testing.assert_allclose(layer_norm(x), F.layer_norm(torch.from_numpy(x), (d,), eps=1e-6).numpy(),
+                               rtol=1e-10, atol=1e-10)
+
+    # zero init: every block is the identity, whatever attn / ffn compute
+    W0, b0 = adaln_zero_init(d_c, d)
+    assert W0.shape == (d_c, 6 * d) and b0.shape == (6 * d,)
+    assert not W0.any() and not b0.any()
+    np.testing.assert_array_equal(dit_block(x, c, W0, b0, attn, ffn), x)
+
+    # trained parameters: compare with a per-sample torch reference in DiT's chunk order
+    W = rng.normal(size=(d_c, 6 * d)) * 0.5
+    b = rng.normal(size=6 * d) * 0.5
+    got = dit_block(x, c, W, b, attn, ffn)
+    for n in range(N):
+        mod = (F.silu(torch.from_numpy(c[n])) @ torch.from_numpy(W) + torch.from_numpy(b)).numpy()
+        shift1, scale1, gate1, shift2, scale2, gate2 = np.split(mod, 6)
+        xn = x[n:n + 1]
+        ln = F.layer_norm(torch.from_numpy(xn), (d,), eps=1e-6).numpy()
+        xn = xn + gate1 * attn(ln * (1 + scale1) + shift1)
+        ln = F.layer_norm(torch.from_numpy(xn), (d,), eps=1e-6).numpy()
+        xn = xn + gate2 * ffn(ln * (1 + scale2) + shift2)
+        np.testing.assert_allclose(got[n], xn[0], rtol=1e-9, atol=1e-9)
+
+    # only the gates being zero is enough for the identity (shift / scale may be anything)
+    Wg, bg = W.copy(), b.copy()
+    for k in (2, 5):
+        Wg[:, k * d:(k + 1) * d] = 0
+        bg[k * d:(k + 1) * d] = 0
+    np.testing.assert_allclose(dit_block(x, c, Wg, bg, attn, ffn), x, atol=0)
+    # the condition is global: modulation is the same for every token of a sample
+    x_perm = x[:, ::-1]
+    y_perm = dit_block(x_perm, c, W, b, lambda h: h @ Wa, ffn)  # a token-wise attn stand-in
+    np.testing.assert_allclose(y_perm, dit_block(x, c, W, b, lambda h: h @ Wa, ffn)[:, ::-1],
+                               rtol=1e-12, atol=1e-12)
