@@ -55,6 +55,55 @@ def check_rope(ns):
         np.testing.assert_allclose(diag, diag[0], rtol=1e-9, atol=1e-9)
 
 
+def _rope_interleaved_ref(x, pos, base=10000.0):
+    """Complex-number RoPE on adjacent pairs (x[2i], x[2i+1]), as in RoFormer / Meta's Llama code."""
+    d = x.shape[-1]
+    theta = base ** (-2.0 * np.arange(d // 2) / d)
+    zc = (x[..., 0::2] + 1j * x[..., 1::2]) * np.exp(1j * np.asarray(pos)[:, None] * theta)
+    out = np.empty(x.shape)
+    out[..., 0::2], out[..., 1::2] = zc.real, zc.imag
+    return out
+
+
+@check("pos-rope-half-code")
+def check_rope_half(ns):
+    rope_half, rotate_half, to_half = ns["rope_half"], ns["rotate_half"], ns["interleaved_to_half"]
+    rng = np.random.default_rng(10)
+    d = 8
+    # reference for the half-split pairing: pair (x[i], x[i + d/2]) is the complex number x[i] + i x[i + d/2]
+    x = rng.normal(size=(3, 6, d))
+    pos = np.array([0, 1, 2, 7, 100, 4095])
+    theta = 10000.0 ** (-2.0 * np.arange(d // 2) / d)
+    zc = (x[..., : d // 2] + 1j * x[..., d // 2:]) * np.exp(1j * pos[:, None] * theta)
+    ref = np.concatenate([zc.real, zc.imag], axis=-1)
+    np.testing.assert_allclose(rope_half(x, pos), ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(rotate_half(np.arange(4.0)), [-2.0, -3.0, 0.0, 1.0])
+    np.testing.assert_allclose(rope_half(x, pos, base=500000.0)[:, :1], x[:, :1], atol=1e-12)  # position 0
+
+    # the reordering matches Hugging Face's `permute` in convert_llama_weights_to_hf.py
+    n_heads, dh, d_in = 3, 8, 5
+    d_out = n_heads * dh
+    W = rng.normal(size=(d_out, d_in))
+    hf = W.reshape(n_heads, dh // 2, 2, d_in).transpose(0, 2, 1, 3).reshape(d_out, d_in)
+    np.testing.assert_allclose(to_half(W, n_heads), hf, atol=0)
+
+    # interleaved weights + interleaved RoPE give the same attention scores as reordered weights + rotate_half
+    T = 7
+    X = rng.normal(size=(T, d_in))
+    Wq, Wk = rng.normal(size=(d_out, d_in)), rng.normal(size=(d_out, d_in))
+    p = np.arange(T)
+
+    def heads(M):
+        return M.reshape(T, n_heads, dh).transpose(1, 0, 2)   # (H, T, dh)
+
+    qi, ki = _rope_interleaved_ref(heads(X @ Wq.T), p), _rope_interleaved_ref(heads(X @ Wk.T), p)
+    qh, kh = rope_half(heads(X @ to_half(Wq, n_heads).T), p), rope_half(heads(X @ to_half(Wk, n_heads).T), p)
+    np.testing.assert_allclose(qh @ kh.transpose(0, 2, 1), qi @ ki.transpose(0, 2, 1), rtol=1e-9, atol=1e-9)
+    # ...while mixing the conventions (no reordering) changes the scores
+    qm, km = rope_half(heads(X @ Wq.T), p), rope_half(heads(X @ Wk.T), p)
+    assert not np.allclose(qm @ km.transpose(0, 2, 1), qi @ ki.transpose(0, 2, 1), atol=1e-3)
+
+
 # --------------------------------------------------------------------------- KV cache
 @check("kv-decode-code")
 def check_kv_decode(ns):
