@@ -171,3 +171,70 @@ def check_adaln_zero(ns):
     y_perm = dit_block(x_perm, c, W, b, lambda h: h @ Wa, ffn)  # a token-wise attn stand-in
     np.testing.assert_allclose(y_perm, dit_block(x, c, W, b, lambda h: h @ Wa, ffn)[:, ::-1],
                                rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- 4.5 FID
+def _fid_reference(mu1, S1, mu2, S2):
+    """pytorch-fid's recipe: scipy's general matrix square root of S1 @ S2, real part (eigenvalues if no scipy)."""
+    try:
+        from scipy import linalg
+        covmean = linalg.sqrtm(S1 @ S2)
+        tr = np.trace(covmean).real
+    except ImportError:  # eigenvalues of S1 S2 are real and >= 0: Tr sqrt = sum of their square roots
+        tr = np.sqrt(np.clip(np.linalg.eigvals(S1 @ S2).real, 0, None)).sum()
+    d = mu1 - mu2
+    return float(d @ d + np.trace(S1) + np.trace(S2) - 2 * tr)
+
+
+@check("fid-code")
+def check_fid(ns):
+    gaussian_fit, sqrtm_psd, fid = ns["gaussian_fit"], ns["sqrtm_psd"], ns["fid"]
+    rng = np.random.default_rng(0)
+    n, d = 400, 6
+    A = rng.normal(size=(d, d))
+    f1 = rng.normal(size=(n, d)) @ A + 1.0
+    f2 = rng.normal(size=(n, d)) @ (A + 0.5 * rng.normal(size=(d, d))) - 0.3
+
+    # the Gaussian fit: mean and unbiased covariance over the feature axis
+    mu1, S1 = gaussian_fit(f1)
+    mu2, S2 = gaussian_fit(f2)
+    assert mu1.shape == (d,) and S1.shape == (d, d)
+    c = f1 - f1.mean(0)
+    np.testing.assert_allclose(mu1, f1.sum(0) / n, rtol=1e-12)
+    np.testing.assert_allclose(S1, c.T @ c / (n - 1), rtol=1e-10, atol=1e-12)
+
+    # the matrix square root of a PSD matrix, against scipy (or its defining identity)
+    R = sqrtm_psd(S1)
+    np.testing.assert_allclose(R @ R, S1, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(R, R.T, atol=1e-12)
+    assert np.all(np.linalg.eigvalsh(R) >= -1e-12)
+    try:
+        from scipy import linalg
+        np.testing.assert_allclose(R, linalg.sqrtm(S1).real, rtol=1e-8, atol=1e-10)
+    except ImportError:
+        pass
+
+    # FID against the general (non-symmetric) matrix square root
+    np.testing.assert_allclose(fid(mu1, S1, mu2, S2), _fid_reference(mu1, S1, mu2, S2), rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(fid(mu1, S1, mu2, S2), fid(mu2, S2, mu1, S1), rtol=1e-8)  # symmetric
+    np.testing.assert_allclose(fid(mu1, S1, mu1, S1), 0.0, atol=1e-9)
+    # 1-D: (m1 - m2)^2 + (s1 - s2)^2
+    got = fid(np.array([0.5]), np.array([[4.0]]), np.array([-1.0]), np.array([[0.25]]))
+    np.testing.assert_allclose(got, 1.5 ** 2 + (2.0 - 0.5) ** 2, rtol=1e-12)
+    # commuting (diagonal) covariances: ||mu1 - mu2||^2 + sum (sqrt a - sqrt b)^2
+    a, b = rng.uniform(0.1, 3, size=d), rng.uniform(0.1, 3, size=d)
+    m1, m2 = rng.normal(size=d), rng.normal(size=d)
+    np.testing.assert_allclose(fid(m1, np.diag(a), m2, np.diag(b)),
+                               np.sum((m1 - m2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2), rtol=1e-10)
+    # rank-deficient covariance (fewer samples than dimensions), as with small sample sets: still finite, >= 0
+    mu3, S3 = gaussian_fit(rng.normal(size=(4, d)))
+    got = fid(mu1, S1, mu3, S3)
+    assert np.isfinite(got) and got >= -1e-9
+    ref = float((mu1 - mu3) @ (mu1 - mu3) + np.trace(S1) + np.trace(S3)
+                - 2 * np.sqrt(np.clip(np.linalg.eigvals(S1 @ S3).real, 0, None)).sum())
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6)
+    # the finite-sample bias: two sample sets from one distribution give FID > 0, shrinking with n
+    small = [fid(*gaussian_fit(rng.normal(size=(50, d))), *gaussian_fit(rng.normal(size=(50, d)))) for _ in range(20)]
+    large = [fid(*gaussian_fit(rng.normal(size=(2000, d))), *gaussian_fit(rng.normal(size=(2000, d))))
+             for _ in range(20)]
+    assert min(small) > 0 and np.mean(large) < np.mean(small) / 5
