@@ -400,6 +400,114 @@ def _crf_viterbi(ns):
         np.testing.assert_allclose(_path_score(E, A, start, end, path), scores[best], rtol=1e-10)
 
 
+def _conll_chunks_counts(gold_seqs, pred_seqs):
+    """conlleval's streaming algorithm (chunk start / end from the previous and current tag), on BIO tags.
+
+    Returns (correct chunks, predicted chunks, gold chunks). Sentences are separated by an 'O' boundary, as the
+    Perl script does for blank lines. Written as a token-by-token state machine, unlike the card's set of spans.
+    """
+    def split(tag):
+        return ("O", "") if tag == "O" else (tag[0], tag[2:])
+
+    def end_of_chunk(prev_tag, tag, prev_type, typ):
+        return ((prev_tag in "BI" and tag in "BO") or
+                (prev_tag != "O" and prev_type != typ))
+
+    def start_of_chunk(prev_tag, tag, prev_type, typ):
+        return ((tag == "B") or (prev_tag == "O" and tag == "I") or
+                (tag != "O" and prev_type != typ))
+
+    correct = found_gold = found_pred = 0
+    in_correct = False
+    last_g, last_gt, last_p, last_pt = "O", "", "O", ""
+    stream = []
+    for g, p in zip(gold_seqs, pred_seqs):
+        assert len(g) == len(p)
+        stream.extend(zip(g, p))
+        stream.append(("O", "O"))
+    for g_tag, p_tag in stream:
+        g, gt = split(g_tag)
+        p, pt = split(p_tag)
+        g_end = end_of_chunk(last_g, g, last_gt, gt)
+        p_end = end_of_chunk(last_p, p, last_pt, pt)
+        g_start = start_of_chunk(last_g, g, last_gt, gt)
+        p_start = start_of_chunk(last_p, p, last_pt, pt)
+        if in_correct:
+            if g_end and p_end and last_gt == last_pt:
+                in_correct = False
+                correct += 1
+            elif g_end != p_end or gt != pt:
+                in_correct = False
+        if g_start and p_start and gt == pt:
+            in_correct = True
+        found_gold += g_start
+        found_pred += p_start
+        last_g, last_gt, last_p, last_pt = g, gt, p, pt
+    if in_correct:
+        correct += 1
+    return correct, found_pred, found_gold
+
+
+def _prf(tp, n_pred, n_gold):
+    prec = tp / n_pred if n_pred else 0.0
+    rec = tp / n_gold if n_gold else 0.0
+    return prec, rec, (2 * prec * rec / (prec + rec) if prec + rec else 0.0)
+
+
+@check("ner-entity-f1-code")
+def _ner_entity_f1(ns):
+    bio_spans, entity_prf = ns["bio_spans"], ns["entity_prf"]
+    # hand-made sentences with their entities written out
+    cases = [
+        (["B-PER", "I-PER", "O", "B-LOC"], {("PER", 0, 2), ("LOC", 3, 4)}),
+        (["O", "O", "O"], set()),
+        (["B-PER", "B-PER"], {("PER", 0, 1), ("PER", 1, 2)}),
+        (["O", "I-LOC", "I-LOC"], {("LOC", 1, 3)}),  # a dangling I- starts an entity (conlleval)
+        (["B-PER", "I-ORG", "I-ORG"], {("PER", 0, 1), ("ORG", 1, 3)}),
+        (["B-ORG", "I-ORG", "I-ORG", "I-ORG"], {("ORG", 0, 4)}),
+        (["I-MISC"], {("MISC", 0, 1)}),
+        (["B-LOC", "O", "I-LOC", "B-LOC", "I-LOC"], {("LOC", 0, 1), ("LOC", 2, 3), ("LOC", 3, 5)}),
+        ([], set()),
+    ]
+    for tags, spans in cases:
+        assert bio_spans(tags) == spans, (tags, bio_spans(tags))
+    # hand-made scores
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "I-ORG", "I-ORG", "I-ORG"]]
+    pred = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "I-ORG", "O", "O"]]
+    # one of three predicted entities is right; one of three gold entities is found
+    np.testing.assert_allclose(entity_prf(gold, pred), (1 / 3, 1 / 3, 1 / 3), rtol=1e-12)
+    np.testing.assert_allclose(entity_prf(gold, gold), (1.0, 1.0, 1.0))
+    assert entity_prf(gold, [["O"] * 4, ["O"] * 4]) == (0.0, 0.0, 0.0)
+    # precision 1, recall 1/3
+    np.testing.assert_allclose(entity_prf(gold, [["B-PER", "I-PER", "O", "O"], ["O"] * 4]), (1.0, 1 / 3, 0.5),
+                               rtol=1e-12)
+    # an entity at the end of one sentence does not merge with an I- at the start of the next
+    # (merged, the gold side would be one two-token entity and nothing would match)
+    np.testing.assert_allclose(entity_prf([["B-PER"], ["I-PER"]], [["B-PER"], ["B-PER"]]), (1.0, 1.0, 1.0))
+    assert _conll_chunks_counts([["B-PER"], ["I-PER"]], [["B-PER"], ["B-PER"]]) == (2, 2, 2)
+    # the state machine itself on the hand-made cases
+    for tags_, spans in cases:
+        assert _conll_chunks_counts([tags_], [tags_]) == (len(spans),) * 3
+    # random sequences (valid and corrupted) against the conlleval state machine
+    rng = np.random.default_rng(7)
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
+    for _ in range(300):
+        n_sent = int(rng.integers(1, 5))
+        gold, pred = [], []
+        for _ in range(n_sent):
+            n = int(rng.integers(0, 9))
+            g = [tags[i] for i in rng.integers(0, len(tags), size=n)]
+            p = [t if rng.random() < 0.7 else tags[int(rng.integers(0, len(tags)))] for t in g]
+            gold.append(g)
+            pred.append(p)
+        ref = _prf(*_conll_chunks_counts(gold, pred))
+        np.testing.assert_allclose(entity_prf(gold, pred), ref, rtol=1e-12, atol=0)
+        # span counts agree with the state machine's chunk counts
+        _, n_pred, n_gold = _conll_chunks_counts(gold, pred)
+        assert sum(len(bio_spans(p)) for p in pred) == n_pred
+        assert sum(len(bio_spans(g)) for g in gold) == n_gold
+
+
 # ---------------------------------------------------------------- 2.1.9 logistic regression
 
 @check("lr-code")
