@@ -277,3 +277,44 @@ def check_switch_balance(ns):
         f[int(np.argmax(p[t]))] += 1.0 / z.shape[0]
         P += p[t] / z.shape[0]
     np.testing.assert_allclose(loss(z, alpha=0.5), 0.5 * 8 * float(f @ P), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- MinHash
+@check("pt-minhash-code")
+def check_minhash(ns):
+    import zlib
+
+    shingles, minhash, jaccard_estimate, P = ns["shingles"], ns["minhash"], ns["jaccard_estimate"], ns["P"]
+    # shingles: the exact set of hashed character n-grams
+    text = "the cat sat on the mat"
+    ref = {zlib.crc32(text[i:i + 5].encode()) for i in range(len(text) - 4)}
+    assert shingles(text) == ref and shingles(text, n=3) != ref
+    assert shingles("abcd", n=5) == set()
+
+    rng = np.random.default_rng(11)
+    k = 2000
+    a = rng.integers(1, P, size=k)
+    b = rng.integers(0, P, size=k)
+    # the signature is the explicit per-hash minimum over the set
+    s = {5, 17, 2**31 + 3, 123456789}
+    sig = minhash(s, a, b)
+    explicit = [min((int(ai) * (x % P) + int(bi)) % P for x in s) for ai, bi in zip(a, b)]
+    assert sig.shape == (k,) and list(sig) == explicit
+    # identical sets -> 1; order and duplicates do not matter
+    assert jaccard_estimate(minhash({1, 2, 3}, a, b), minhash({3, 2, 1, 1}, a, b)) == 1.0
+    # the estimate tracks the exact Jaccard similarity (within 5 standard errors)
+    universe = rng.choice(10**9, size=3000, replace=False)
+    for n_common, n_a, n_b in ((400, 600, 500), (50, 300, 300), (0, 200, 200), (900, 950, 1000)):
+        common = set(universe[:n_common])
+        A = common | set(universe[1000:1000 + n_a - n_common])
+        B = common | set(universe[2000:2000 + n_b - n_common])
+        J = len(A & B) / len(A | B)
+        est = jaccard_estimate(minhash(A, a, b), minhash(B, a, b))
+        se = max(np.sqrt(J * (1 - J) / k), 1e-3)
+        assert abs(est - J) < 5 * se + 0.01, (J, est)
+    # near-duplicate documents score high, unrelated ones low
+    doc = "Large language models are trained on trillions of tokens of web text. " * 3
+    near = doc.replace("trillions", "billions")
+    other = "Diffusion models denoise images step by step from Gaussian noise."
+    sd, sn, so = (minhash(shingles(t), a, b) for t in (doc, near, other))
+    assert jaccard_estimate(sd, sn) > 0.6 > 0.1 > jaccard_estimate(sd, so)
