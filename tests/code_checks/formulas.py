@@ -555,3 +555,29 @@ def _softmax_regression(ns):
     p1 = 1.0 / (1.0 + np.exp(-(X @ (W2[1] - W2[0]))))
     np.testing.assert_allclose(g2[1], X.T @ (p1 - (y % 2)) / N, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(g2[0], -g2[1], rtol=1e-10, atol=1e-12)
+
+
+@check("lr-fm-code")
+def _fm_forward(ns):
+    fm_forward = ns["fm_forward"]
+    rng = np.random.default_rng(21)
+    for N, n, k in [(5, 6, 3), (1, 4, 1), (8, 10, 4)]:
+        X = rng.normal(size=(N, n))
+        X[rng.random(size=X.shape) < 0.4] = 0.0  # sparse-ish input
+        w0, w, V = float(rng.normal()), rng.normal(size=n), rng.normal(size=(n, k))
+        out = fm_forward(X, w0, w, V)
+        assert out.shape == (N,)
+        # the O(k n^2) double loop over feature pairs, with plain floats
+        ref = []
+        for r in range(N):
+            x = X[r].tolist()
+            total = w0 + math.fsum(w[i] * x[i] for i in range(n))
+            total += math.fsum(float(V[i] @ V[j]) * x[i] * x[j] for i in range(n) for j in range(i + 1, n))
+            ref.append(total)
+        np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-10)
+    # with a single non-zero feature there is no pair: FM reduces to the linear model
+    X = np.zeros((1, 5))
+    X[0, 2] = 3.0
+    w = rng.normal(size=5)
+    np.testing.assert_allclose(fm_forward(X, 0.5, w, rng.normal(size=(5, 3))), [0.5 + 3.0 * w[2]], rtol=1e-12)
+
