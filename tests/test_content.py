@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from ankideck.builder import gather, stats
+from ankideck.pipeline import gather
+from ankideck.stats import stats
 from ankideck.config import load_config
 from tests.conftest import ROOT
 
@@ -133,3 +134,30 @@ def test_the_formula_checker_catches_bad_tex():
     assert formula_problems(r"\left( x") == ["1 \\left but 0 \\right"]
     assert formula_problems(r"\text{\alpha} $x$") == ["macro inside \\text{\\alpha}",
                                                       "a '$' inside math (nested delimiters?)"]
+
+
+MAX_DELETIONS = 4         # per note: a cloze with more is a list to split (the minimum-information principle)
+MAX_DELETION_CHARS = 30   # a deletion is recalled word for word: a whole sentence is not a deletion
+
+
+def cloze_problems(plan) -> list[str]:
+    from ankideck.render import CLOZE_RE
+
+    problems = []
+    for note in plan.notes:
+        if note.card.kind != "cloze":
+            continue
+        text = note.card.text("Text")
+        deletions = CLOZE_RE.findall(text)
+        if len(deletions) > MAX_DELETIONS:
+            problems.append(f"{note.card.source} ({note.card.id}): {len(deletions)} deletions, at most {MAX_DELETIONS}")
+        for _, answer, _ in deletions:
+            shown = re.sub(r"\$[^$]*\$|\\\(.*?\\\)", "X", answer)   # a formula counts as one character
+            if len(shown) > MAX_DELETION_CHARS:
+                problems.append(f"{note.card.source} ({note.card.id}): a {len(shown)}-character deletion "
+                                f"'{shown[:20]}...' (at most {MAX_DELETION_CHARS}): split it or cue a shorter one")
+    return problems
+
+
+def test_clozes_are_atomic(plan):
+    assert cloze_problems(plan) == []
