@@ -318,3 +318,50 @@ def check_minhash(ns):
     other = "Diffusion models denoise images step by step from Gaussian noise."
     sd, sn, so = (minhash(shingles(t), a, b) for t in (doc, near, other))
     assert jaccard_estimate(sd, sn) > 0.6 > 0.1 > jaccard_estimate(sd, so)
+
+
+# --------------------------------------------------------------------------- DeepSeek-V3 routing
+@check("moe-aux-free-code")
+def check_aux_free(ns):
+    route, update_bias = ns["route"], ns["update_bias"]
+    rng = np.random.default_rng(12)
+    T, E, k = 64, 16, 4
+    scores = 1 / (1 + np.exp(-rng.normal(size=(T, E))))
+    bias = rng.normal(scale=0.3, size=E)
+
+    idx, gates = route(scores, bias, k)
+    assert idx.shape == (T, k) and gates.shape == (T, k)
+    for t in range(T):
+        # selection: the k largest biased scores (as a set) ...
+        ref = set(np.argsort(-(scores[t] + bias))[:k])
+        assert set(idx[t]) == ref and len(set(idx[t])) == k
+        # ... gates: the raw affinities of those experts, normalised among them
+        raw = scores[t, idx[t]]
+        np.testing.assert_allclose(gates[t], raw / raw.sum(), rtol=1e-12)
+    # zero bias is plain top-k; the bias changes who is selected, never the gate formula
+    idx0, _ = route(scores, np.zeros(E), k)
+    for t in range(T):
+        assert set(idx0[t]) == set(np.argsort(-scores[t])[:k])
+
+    # the update: -gamma for overloaded, +gamma for underloaded, 0 exactly at the mean
+    sel = np.array([[0, 1], [0, 2], [0, 3], [1, 2]])      # loads 3, 2, 2, 1; mean 2
+    new = update_bias(np.zeros(4), sel, gamma=0.5)
+    np.testing.assert_allclose(new, [-0.5, 0.0, 0.0, 0.5])
+
+    # closed loop: experts with systematically higher affinity get balanced by the bias alone
+    skew = np.linspace(-2.0, 2.0, E)
+    bias = np.zeros(E)
+
+    def imbalance(b):
+        logits = rng.normal(size=(4 * T, E)) + skew
+        i, _ = route(1 / (1 + np.exp(-logits)), b, k)
+        load = np.bincount(i.ravel(), minlength=E)
+        return load.max() / (i.size / E), i
+
+    before, _ = imbalance(bias)
+    for _ in range(400):
+        _, i = imbalance(bias)
+        bias = update_bias(bias, i, gamma=0.01)
+    after = np.mean([imbalance(bias)[0] for _ in range(5)])
+    assert before > 3.0 and after < 1.6, (before, after)
+    assert bias[0] > 0 > bias[-1]     # low-affinity experts were pushed up, high ones down
