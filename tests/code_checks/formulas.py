@@ -581,3 +581,85 @@ def _fm_forward(ns):
     w = rng.normal(size=5)
     np.testing.assert_allclose(fm_forward(X, 0.5, w, rng.normal(size=(5, 3))), [0.5 + 3.0 * w[2]], rtol=1e-12)
 
+
+# ---------------------------------------------------------------- 1.x project evaluation (significance, pass@k)
+
+@check("proj-mcnemar-code")
+def _mcnemar(ns):
+    mcnemar = ns["mcnemar"]
+
+    def reference(a, b):
+        # counts of the discordant pairs, exact two-sided binomial p by summing probabilities as floats
+        n01 = sum(1 for x, y in zip(a, b) if x and not y)
+        n10 = sum(1 for x, y in zip(a, b) if y and not x)
+        n = n01 + n10
+        if n == 0:
+            return 0.0, 1.0
+        chi2 = (abs(n01 - n10) - 1) ** 2 / n
+        pmf = [math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2))
+               for i in range(n + 1)]
+        obs = pmf[n01]
+        # two-sided: all outcomes at most as likely as the observed one (equal to 2 * tail for p = 1/2)
+        p = min(1.0, math.fsum(q for q in pmf if q <= obs * (1 + 1e-12)))
+        return chi2, p
+
+    # the card's worked example: b = 30, c = 50 among 2000
+    a = [True] * 1900 + [True] * 30 + [False] * 50 + [False] * 20
+    b = [True] * 1900 + [False] * 30 + [True] * 50 + [False] * 20
+    chi2, p = mcnemar(a, b)
+    np.testing.assert_allclose(chi2, 361 / 80, rtol=1e-12)
+    np.testing.assert_allclose(p, reference(a, b)[1], rtol=1e-9)
+    assert 0.03 < p < 0.04
+    # chi-square with one degree of freedom: P(X > x) = erfc(sqrt(x / 2)); the corrected statistic's p is close
+    assert abs(math.erfc(math.sqrt(chi2 / 2)) - p) < 0.01
+    try:
+        from scipy import stats
+    except ImportError:
+        stats = None
+    if stats is not None:
+        np.testing.assert_allclose(p, stats.binomtest(30, 80, 0.5).pvalue, rtol=1e-9)
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n = int(rng.integers(0, 300))
+        xa = (rng.random(n) < rng.uniform(0.3, 0.95)).tolist()
+        flip = rng.random(n) < rng.uniform(0.0, 0.3)
+        xb = [(not x) if f else x for x, f in zip(xa, flip)]
+        chi2, p = mcnemar(xa, xb)
+        r_chi2, r_p = reference(xa, xb)
+        np.testing.assert_allclose(chi2, r_chi2, rtol=1e-12)
+        np.testing.assert_allclose(p, r_p, rtol=1e-9, atol=1e-300)
+        assert 0.0 <= p <= 1.0
+        # symmetric in the two models
+        np.testing.assert_allclose(mcnemar(xb, xa)[1], p, rtol=1e-12)
+    # identical models: no evidence
+    assert mcnemar([True, False], [True, False]) == (0.0, 1.0)
+    # large n stays exact (integer arithmetic)
+    big_a = [True] * 3000 + [False] * 2000
+    big_b = [False] * 3000 + [True] * 2000
+    assert mcnemar(big_a, big_b)[1] < 1e-40
+
+
+@check("proj-metric-passk-code")
+def _pass_at_k(ns):
+    pass_at_k = ns["pass_at_k"]
+    for n in range(1, 13):
+        for c in range(n + 1):
+            for k in range(1, n + 1):
+                exact = 1 - math.comb(n - c, k) / math.comb(n, k)
+                np.testing.assert_allclose(pass_at_k(n, c, k), exact, rtol=1e-12, atol=1e-15)
+    # brute force over all k-subsets of a small sample: fraction of subsets with at least one pass
+    samples = [1, 0, 0, 1, 0, 0, 0]
+    for k in range(1, len(samples) + 1):
+        subsets = list(itertools.combinations(samples, k))
+        frac = sum(any(s) for s in subsets) / len(subsets)
+        np.testing.assert_allclose(pass_at_k(len(samples), sum(samples), k), frac, rtol=1e-12)
+    # pass@1 is c / n; large n does not overflow
+    np.testing.assert_allclose(pass_at_k(200, 37, 1), 37 / 200, rtol=1e-12)
+    assert pass_at_k(200, 0, 100) == 0.0 and pass_at_k(200, 150, 100) == 1.0
+    np.testing.assert_allclose(pass_at_k(200, 3, 100), 1 - math.comb(197, 100) / math.comb(200, 100), rtol=1e-10)
+    # unbiased: averaging over all ways of drawing n samples from a problem with true pass rate p
+    p_true, n, k = 0.3, 8, 3
+    expected = math.fsum(math.comb(n, c) * p_true ** c * (1 - p_true) ** (n - c) * pass_at_k(n, c, k)
+                         for c in range(n + 1))
+    np.testing.assert_allclose(expected, 1 - (1 - p_true) ** k, rtol=1e-12)
+
