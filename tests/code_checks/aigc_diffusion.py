@@ -189,3 +189,144 @@ def _ddpm_sample(ns):
     assert x.shape == (20_000, 2)
     np.testing.assert_allclose(x.mean(0), m, atol=0.02)
     np.testing.assert_allclose(x.std(0), s, rtol=0.025)
+
+
+# ---------------------------------------------------------------- 4.2 DDIM
+
+@check("ddim-step-code")
+def _ddim(ns):
+    step, sample = ns["ddim_step"], ns["ddim_sample"]
+    rng = np.random.default_rng(8)
+    x_t, eps, z1, z2 = rng.normal(size=(4, 6, 3))
+    ab_t, ab_prev = 0.3, 0.55
+    # eta = 0 is deterministic: the noise is ignored, and the step is the Euler step of d xbar = eps d sigmabar
+    out0 = step(x_t, eps, ab_t, ab_prev, 0.0, z1)
+    np.testing.assert_array_equal(out0, step(x_t, eps, ab_t, ab_prev, 0.0, z2))
+    np.testing.assert_array_equal(out0, step(x_t, eps, ab_t, ab_prev))
+    sbar = lambda ab: math.sqrt((1 - ab) / ab)  # noqa: E731
+    xbar = x_t / math.sqrt(ab_t) + (sbar(ab_prev) - sbar(ab_t)) * eps
+    np.testing.assert_allclose(out0, math.sqrt(ab_prev) * xbar, rtol=1e-12)
+    # eta = 1 between consecutive steps is the DDPM step with sigma^2 = tilde beta
+    betas = np.linspace(1e-3, 0.3, 30)
+    alphas_bar = np.cumprod(1 - betas)
+    for t in (30, 12, 2):
+        a_t, a_p = alphas_bar[t - 1], alphas_bar[t - 2]
+        x0_hat = (x_t - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)
+        mean = _posterior_mean(x_t, x0_hat, t, betas, alphas_bar)
+        tilde_beta = (1 - a_p) / (1 - a_t) * betas[t - 1]
+        np.testing.assert_allclose(step(x_t, eps, a_t, a_p, 1.0, z1), mean + math.sqrt(tilde_beta) * z1,
+                                   rtol=1e-10, atol=1e-12)
+    # intermediate eta: the noise scale is eta * sqrt(tilde beta)
+    a_t, a_p = alphas_bar[9], alphas_bar[8]
+    tb = (1 - a_p) / (1 - a_t) * betas[9]
+    d = step(x_t, eps, a_t, a_p, 0.5, z1) - step(x_t, eps, a_t, a_p, 0.5, 0 * z1)
+    np.testing.assert_allclose(d, 0.5 * math.sqrt(tb) * z1, rtol=1e-10)
+    # a few deterministic steps with the exact predictor of Gaussian data land on that distribution
+    T = 1000
+    betas = np.linspace(1e-4, 0.02, T)
+    alphas_bar = np.cumprod(1 - betas)
+    m, s = np.array([1.5, -0.5]), np.array([0.5, 0.2])
+    oracle = _gauss_oracle(m, s, alphas_bar)
+    calls = []
+
+    def model(x, t):
+        calls.append(t)
+        return oracle(x, t)
+
+    taus = list(range(1, T + 1, 20))  # 50 steps: 1, 21, ..., 981
+    xT = np.random.default_rng(9).standard_normal((20_000, 2))
+    x = sample(model, xT.copy(), alphas_bar, taus, 0.0, np.random.default_rng(10))
+    assert calls == taus[::-1]
+
+    def exact_map(x_start, t_start):
+        """The probability-flow ODE of Gaussian data solved exactly: in xbar = x / sqrt(abar) and
+        sigmabar^2 = (1 - abar) / abar, xbar - m grows like sqrt(s^2 + sigmabar^2)."""
+        a = alphas_bar[t_start - 1]
+        return m + (x_start / math.sqrt(a) - m) * s / np.sqrt(s ** 2 + (1 - a) / a)
+
+    # first order: the error against the exact ODE solution halves when the step count doubles
+    errs = []
+    for stride in (20, 10, 5):
+        taus_k = list(range(1, T + 1, stride))
+        xk = sample(oracle, xT.copy(), alphas_bar, taus_k, 0.0, np.random.default_rng(10))
+        errs.append(np.abs((xk - exact_map(xT, taus_k[-1])) / s).max())
+    assert 1.7 < errs[0] / errs[1] < 2.3 and 1.7 < errs[1] / errs[2] < 2.3, errs
+    x_all = sample(oracle, xT.copy(), alphas_bar, range(1, T + 1), 0.0, np.random.default_rng(10))
+    assert np.abs((x_all - exact_map(xT, T)) / s).max() < 0.05
+    np.testing.assert_allclose(x_all.mean(0), m, atol=0.02)
+    np.testing.assert_allclose(x_all.std(0), s, rtol=0.02)
+    # deterministic: the same x_T gives the same samples whatever the generator; it is a monotone map
+    x_again = sample(oracle, xT.copy(), alphas_bar, taus, 0.0, np.random.default_rng(11))
+    np.testing.assert_array_equal(x, x_again)
+    assert np.all(np.diff(x[np.argsort(xT[:, 0]), 0]) > 0)
+    # eta = 1 on all T steps (DDPM with tilde beta) also samples the data distribution
+    x1 = sample(oracle, xT.copy(), alphas_bar, range(1, T + 1), 1.0, np.random.default_rng(12))
+    np.testing.assert_allclose(x1.mean(0), m, atol=0.02)
+    np.testing.assert_allclose(x1.std(0), s, rtol=0.03)
+    assert not np.allclose(x1, x)
+
+
+# ---------------------------------------------------------------- 4.2 flow matching
+
+def _gauss_velocity(m, s):
+    """Marginal velocity E[X1 - X0 | X_t = x] of the straight path X_t = (1-t) X0 + t X1, X0 ~ N(0, 1),
+    X1 ~ N(m, s^2) independent (elementwise)."""
+    def v(x, t):
+        t = np.asarray(t, dtype=float)[:, None]
+        var = (1 - t) ** 2 + t ** 2 * s ** 2
+        cov = t * s ** 2 - (1 - t)
+        return m + cov / var * (x - t * m)
+    return v
+
+
+@check("flow-matching-code")
+def _flow_matching(ns):
+    fm_loss, euler = ns["fm_loss"], ns["euler_sample"]
+    rng = np.random.default_rng(13)
+    # the loss: x_t on the straight line, t ~ U[0, 1] per example, target x1 - x0
+    seen = []
+
+    def recording(x_t, t):
+        seen.append((x_t.copy(), np.asarray(t).copy()))
+        return np.sin(x_t) + np.asarray(t)[:, None]
+
+    x1 = rng.normal(loc=2.0, size=(4000, 3))
+    loss = fm_loss(recording, x1, np.random.default_rng(14))
+    (x_t, t), = seen
+    assert t.shape == (4000,) and 0 <= t.min() and t.max() <= 1
+    assert abs(t.mean() - 0.5) < 0.02 and abs(t.var() - 1 / 12) < 0.01
+    x0 = (x_t - t[:, None] * x1) / (1 - t[:, None])
+    np.testing.assert_allclose(x0.mean(), 0.0, atol=0.05)
+    np.testing.assert_allclose(x0.var(), 1.0, rtol=0.05)
+    ref = np.mean((np.sin(x_t) + t[:, None] - (x1 - x0)) ** 2)
+    np.testing.assert_allclose(float(loss), ref, rtol=1e-8)
+    # with Gaussian data the exact marginal velocity reaches the minimum E_t[Var(X1 - X0 | X_t)]
+    m, s = 1.2, 0.3
+    xg = m + s * rng.standard_normal((400_000, 1))
+    best = fm_loss(_gauss_velocity(m, s), xg, np.random.default_rng(15))
+    tt = (np.arange(100_000) + 0.5) / 100_000
+    cond_var = (1 + s ** 2) - (tt * s ** 2 - (1 - tt)) ** 2 / ((1 - tt) ** 2 + tt ** 2 * s ** 2)
+    np.testing.assert_allclose(best, cond_var.mean(), rtol=0.02)
+    assert best < fm_loss(lambda x, t: np.full_like(x, m), xg, np.random.default_rng(15))
+    # Euler: the same iterates as a reference loop; exact in one step for a constant field;
+    # first-order convergence on dx/dt = a x; samples the data with the exact velocity
+    v = lambda x, t: np.cos(3 * x) * (1 + np.asarray(t)[:, None])  # noqa: E731
+    xs = rng.normal(size=(7, 2))
+    ref = xs.copy()
+    for i in range(13):
+        ref = ref + v(ref, np.full(7, i / 13)) / 13
+    np.testing.assert_allclose(euler(v, xs, 13), ref, rtol=1e-12)
+    c = rng.normal(size=(1, 2))
+    np.testing.assert_allclose(euler(lambda x, t: np.broadcast_to(c, x.shape), xs, 1), xs + c, rtol=1e-12)
+    errs = [np.abs(euler(lambda x, t: 0.8 * x, xs, n) - xs * math.exp(0.8)).max() for n in (20, 40, 80)]
+    assert 1.8 < errs[0] / errs[1] < 2.2 and 1.8 < errs[1] / errs[2] < 2.2
+    m2, s2 = np.array([1.5, -0.5]), np.array([0.5, 0.2])
+    # the exact flow of independent Gaussian endpoints is X_t = t m + sqrt((1-t)^2 + t^2 s^2) z0, so the ODE
+    # maps z0 to m + s z0; Euler's error against it halves when the step count doubles
+    z0 = np.random.default_rng(16).standard_normal((20_000, 2))
+    errs = [np.abs((euler(_gauss_velocity(m2, s2), z0, n) - (m2 + s2 * z0)) / s2).max() for n in (50, 100, 200)]
+    assert 1.8 < errs[0] / errs[1] < 2.2 and 1.8 < errs[1] / errs[2] < 2.2, errs
+    out = euler(_gauss_velocity(m2, s2), z0, 400)
+    assert np.abs((out - (m2 + s2 * z0)) / s2).max() < 0.04
+    np.testing.assert_allclose(out.mean(0), m2, atol=0.02)
+    np.testing.assert_allclose(out.std(0), s2, rtol=0.02)
