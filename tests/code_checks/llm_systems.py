@@ -65,3 +65,154 @@ def check_flash_attention(ns):
     base = flash(Q, K, V, Br=30, Bc=30, causal=True)
     for Br, Bc in [(1, 1), (3, 11), (16, 4)]:
         np.testing.assert_allclose(flash(Q, K, V, Br=Br, Bc=Bc, causal=True), base, rtol=1e-11, atol=1e-13)
+
+
+# --------------------------------------------------------------------------- speculative sampling
+class _NeedDecision(Exception):
+    def __init__(self, options):
+        self.options = options  # [(value, probability), ...]
+
+
+class _Uniform:
+    """A U(0, 1) draw that is only ever compared with a threshold: the comparison is the branch."""
+
+    def __init__(self, rng):
+        self.rng = rng
+
+    def __lt__(self, a):
+        return self.rng.decide([(True, min(max(float(a), 0.0), 1.0)), (False, 1.0 - min(max(float(a), 0.0), 1.0))])
+
+    def __ge__(self, a):
+        return not self.__lt__(a)
+
+    def __gt__(self, a):  # u > a has the probability of u >= a
+        return not self.__lt__(a)
+
+    def __le__(self, a):
+        return self.__lt__(a)
+
+
+class _ScriptedRng:
+    """Replays a list of decisions; at the first decision beyond the script it raises the options."""
+
+    def __init__(self, script):
+        self.script, self.pos, self.weight = script, 0, 1.0
+
+    def decide(self, options):
+        if self.pos == len(self.script):
+            raise _NeedDecision([(v, w) for v, w in options if w > 0])
+        value, w = self.script[self.pos]
+        self.pos += 1
+        self.weight *= w
+        return value
+
+    def random(self):
+        return _Uniform(self)
+
+    def choice(self, a, p=None):
+        n = a if isinstance(a, (int, np.integer)) else len(a)
+        probs = np.full(n, 1.0 / n) if p is None else np.asarray(p, dtype=float)
+        assert probs.shape == (n,) and abs(probs.sum() - 1.0) < 1e-9 and (probs >= 0).all()
+        return self.decide([(t, float(probs[t])) for t in range(n)])
+
+
+def _enumerate(run):
+    """Exact output distribution of run(rng) over every sequence of decisions."""
+    dist, stack = {}, [[]]
+    while stack:
+        script = stack.pop()
+        rng = _ScriptedRng(script)
+        try:
+            out = run(rng)
+        except _NeedDecision as need:
+            stack.extend(script + [option] for option in need.options)
+            continue
+        assert rng.pos == len(script)
+        dist[out] = dist.get(out, 0.0) + rng.weight
+    return dist
+
+
+def _toy_lm(seed, V, zeros):
+    """A deterministic next-token distribution for every prefix (a 'model' over a V-token vocabulary)."""
+    def probs(prefix):
+        r = np.random.default_rng([seed, len(prefix), *prefix])
+        w = r.gamma(0.7, size=V)
+        if zeros:  # some tokens impossible under this model (differently for draft and target)
+            w[r.integers(V)] = 0.0
+        return w / w.sum()
+    return probs
+
+
+@check("spec-code")
+def check_speculative(ns):
+    accept_prob, residual, verify = ns["accept_prob"], ns["residual"], ns["verify"]
+    rng = np.random.default_rng(0)
+    # 1) one step, exact enumeration over the draft token: accept with min(1, p/q), else resample from the residual
+    for trial in range(200):
+        V = int(rng.integers(2, 7))
+        p, q = rng.dirichlet(np.ones(V) * 0.5), rng.dirichlet(np.ones(V) * 0.5)
+        if trial % 3 == 0:
+            p[rng.integers(V)] = 0.0
+            p /= p.sum()
+        if trial % 4 == 0:
+            q[rng.integers(V)] = 0.0
+            q /= q.sum()
+        out = np.zeros(V)
+        for x in range(V):
+            if q[x] == 0:
+                continue
+            a = accept_prob(p, q, x)
+            assert 0.0 <= a <= 1.0 and math.isclose(a, min(1.0, p[x] / q[x]), rel_tol=1e-12)
+            out[x] += q[x] * a
+            if a < 1.0:
+                r = residual(p, q)
+                np.testing.assert_allclose(r.sum(), 1.0, rtol=1e-12)
+                assert (r >= 0).all() and (r[p <= q] == 0).all()
+                out += q[x] * (1.0 - a) * r
+        np.testing.assert_allclose(out, p, rtol=1e-10, atol=1e-14)
+        # acceptance probability is 1 - TV(p, q)
+        beta = sum(q[x] * accept_prob(p, q, x) for x in range(V) if q[x] > 0)
+        np.testing.assert_allclose(beta, 1.0 - 0.5 * np.abs(p - q).sum(), rtol=1e-10, atol=1e-14)
+    # the draft equals the target: always accepted
+    p = np.array([0.2, 0.5, 0.3])
+    assert accept_prob(p, p, 1) == 1.0
+
+    # 2) the verify loop, exactly: one or two rounds of speculative sampling followed by plain sampling from the
+    #    target give every length-L continuation exactly the target's probability
+    for V, gamma, L, rounds, zeros in [(3, 2, 3, 1, False), (3, 3, 4, 1, True), (4, 1, 3, 1, True),
+                                       (2, 2, 4, 2, False), (2, 4, 5, 1, True), (3, 1, 3, 2, True)]:
+        target, draft = _toy_lm(1, V, zeros), _toy_lm(2, V, zeros)
+        prompt = [1, 0]
+
+        def run(r):
+            ctx = list(prompt)
+            for _ in range(rounds):
+                xs, qs = [], []
+                for _ in range(gamma):
+                    qk = draft(ctx + xs)
+                    qs.append(qk)
+                    xs.append(int(r.choice(V, p=qk)))
+                ps = np.array([target(ctx + xs[:k]) for k in range(gamma + 1)])
+                emitted = verify(ps, np.array(qs), xs, r)
+                assert 1 <= len(emitted) <= gamma + 1
+                assert list(emitted[:-1]) == xs[:len(emitted) - 1]  # an accepted prefix, then one new token
+                ctx += [int(t) for t in emitted]
+            return tuple(ctx[len(prompt):len(prompt) + L])
+
+        dist = _enumerate(run)
+        np.testing.assert_allclose(sum(dist.values()), 1.0, rtol=1e-10)
+        full = {}
+        for head, w in dist.items():  # continue every outcome with plain target sampling up to length L
+            for tail in itertools.product(range(V), repeat=L - len(head)):
+                seq = head + tail
+                cont = math.prod(target(prompt + list(seq[:k]))[seq[k]] for k in range(len(head), L))
+                full[seq] = full.get(seq, 0.0) + w * cont
+        for seq in itertools.product(range(V), repeat=L):
+            exact = math.prod(target(prompt + list(seq[:k]))[seq[k]] for k in range(L))
+            np.testing.assert_allclose(full.get(seq, 0.0), exact, rtol=1e-9, atol=1e-13)
+
+    # 3) it runs with a real Generator, and all-accepted rounds emit gamma + 1 tokens
+    g = np.random.default_rng(1)
+    p = np.tile([0.1, 0.6, 0.3], (4, 1))
+    lengths = {len(verify(p, p[:3], [int(g.choice(3, p=p[0])) for _ in range(3)], g)) for _ in range(50)}
+    assert lengths == {4}
