@@ -216,3 +216,63 @@ def check_speculative(ns):
     p = np.tile([0.1, 0.6, 0.3], (4, 1))
     lengths = {len(verify(p, p[:3], [int(g.choice(3, p=p[0])) for _ in range(3)], g)) for _ in range(50)}
     assert lengths == {4}
+
+
+# --------------------------------------------------------------------------- INT8 quantisation
+def _quantize_loop(W, per_channel):
+    """Element by element with Python's round (half to even, as np.round)."""
+    rows = [list(map(float, r)) for r in np.asarray(W, dtype=float)]
+    if per_channel:
+        amax = [max(abs(v) for v in r) for r in rows]
+    else:
+        amax = [max(abs(v) for r in rows for v in r)] * len(rows)
+    scales = [a / 127.0 if a > 0 else 1.0 for a in amax]
+    q = [[max(-127, min(127, round(v / s))) for v in r] for r, s in zip(rows, scales)]
+    return np.array(q), np.array(scales)
+
+
+@check("quant-int8-code")
+def check_int8(ns):
+    quantize, dequantize, quant_mse = ns["quantize"], ns["dequantize"], ns["quant_mse"]
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        out, inp = int(rng.integers(1, 12)), int(rng.integers(1, 20))
+        # rows of very different magnitudes, as in real weight matrices
+        W = rng.normal(size=(out, inp)) * np.exp(rng.normal(scale=1.5, size=(out, 1)))
+        for per_channel in (False, True):
+            q, s = quantize(W, per_channel)
+            assert q.dtype == np.int8 and q.shape == W.shape
+            assert q.min() >= -127 and q.max() <= 127
+            q_ref, s_ref = _quantize_loop(W, per_channel)
+            np.testing.assert_array_equal(q.astype(int), q_ref)
+            s_b = np.broadcast_to(np.asarray(s, dtype=float), (out, 1)) if per_channel else np.full((out, 1), float(s))
+            np.testing.assert_allclose(s_b[:, 0], s_ref, rtol=1e-15)
+            W_hat = dequantize(q, s)
+            assert W_hat.shape == W.shape
+            # every element within half a step of its own scale; the largest |w| of each group is exact
+            assert (np.abs(W - W_hat) <= s_b / 2 * (1 + 1e-12)).all()
+            if per_channel:
+                idx = np.abs(W).argmax(axis=1)
+                np.testing.assert_allclose(W_hat[np.arange(out), idx], W[np.arange(out), idx], rtol=1e-12)
+                assert (np.abs(q[np.arange(out), idx].astype(int)) == 127).all()
+            np.testing.assert_allclose(quant_mse(W, per_channel), np.mean((W - W_hat) ** 2), rtol=1e-12)
+        # per-channel scales are never larger than the per-tensor one, and here the error is smaller
+        _, s_t = quantize(W, False)
+        _, s_c = quantize(W, True)
+        assert (np.asarray(s_c) <= float(s_t) * (1 + 1e-15)).all()
+        if out > 1:
+            assert quant_mse(W, True) <= quant_mse(W, False)
+    # one outlier ruins per-tensor quantisation of every other row; per-channel confines the damage to its row
+    W = rng.normal(size=(16, 64))
+    W[3, 5] = 500.0
+    others = np.arange(16) != 3
+    err_c = (W - dequantize(*quantize(W, True)))[others]
+    err_t = (W - dequantize(*quantize(W, False)))[others]
+    assert np.mean(err_c ** 2) * 100 < np.mean(err_t ** 2)
+    assert quant_mse(W, True) * 5 < quant_mse(W, False)
+    # an all-zero row: no division by zero, reconstructed exactly
+    W[7] = 0.0
+    q, s = quantize(W, True)
+    np.testing.assert_array_equal(dequantize(q, s)[7], 0.0)
+    q, s = quantize(np.zeros((2, 3)), False)
+    np.testing.assert_array_equal(dequantize(q, s), 0.0)
