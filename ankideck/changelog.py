@@ -135,7 +135,7 @@ class Snapshot:
 def snapshot(config: Config, info: DeckInfo, top: Path, commit: str) -> Snapshot:
     """The cards folder at ``commit``, parsed with the engine's parser, and its lock file."""
     from . import lockfile
-    from .builder import load_cards
+    from .sources import load_cards
     from .config import load_deck_info
     from .errors import BuildError
 
@@ -216,7 +216,7 @@ def _source_text(card) -> tuple:
 def compare(config: Config, since: str | None) -> Report:
     """The change report from ``since`` (a git ref; None: the whole deck is new, an initial release) to the working
     tree. Raises BuildError if the working tree's cards do not build, ChangelogError for git problems."""
-    from .builder import gather
+    from .pipeline import gather
 
     plan = gather(config)  # the working tree, checked and hashed exactly as a build would
     current = {note.card.id: note for note in plan.notes}

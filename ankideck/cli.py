@@ -72,7 +72,7 @@ def cli(ctx: click.Context, **options) -> None:
 @build_options
 def build(cards: Path | None, out: Path | None, quiet: bool, new_namespace: bool = False) -> None:
     """Build the deck; print what changed since the previous build and a summary line."""
-    from .builder import build as build_deck
+    from .pipeline import build as build_deck
 
     def waiting() -> None:
         click.echo("Another build is running in this project; waiting for it to finish ...", err=True)
@@ -108,7 +108,7 @@ def build(cards: Path | None, out: Path | None, quiet: bool, new_namespace: bool
                    "are counted, not shown.")
 def check(cards: Path | None, render: bool, files: tuple[str, ...]) -> None:
     """Run every check on the sources; write nothing."""
-    from .builder import gather
+    from .pipeline import gather
 
     config = _run(lambda: _config(cards))
     plan = _run(lambda: gather(config, only=files))
@@ -154,7 +154,7 @@ def _render_check(config: Config, files: tuple[str, ...] = ()) -> None:
 @click.option("--id", "card_id", help="The card id (default: a fresh one).")
 def new(file: Path, cloze: bool, card_id: str | None) -> None:
     """Append a new card with a fresh, unique id to FILE (created if missing)."""
-    from .builder import card_files
+    from .sources import card_files
     from .parse import CARD_RE, ID_RE, decode
 
     config = _run(lambda: _config(None))
@@ -204,7 +204,7 @@ def new(file: Path, cloze: bool, card_id: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable: decks, tags and the guide map.")
 def stats(cards: Path | None, as_json: bool) -> None:
     """Cards per deck and tag, and coverage of the guide's questions."""
-    from .builder import stats as deck_stats
+    from .stats import stats as deck_stats
 
     config = _run(lambda: _config(cards))
     data = _run(lambda: deck_stats(config))

@@ -100,6 +100,16 @@ def load_deck_info(config: Config) -> DeckInfo:
                     namespace=str(deck.get("namespace", "ankideck")), guide=guide)
 
 
+def deck_yaml_line(config: Config, key: str) -> tuple[str, int]:
+    """Where deck.yaml sets ``key`` (its first line if nowhere), for messages: (path as shown, line)."""
+    path = config.cards_dir / DECK_FILE
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    return config.rel(path), next((i for i, line in enumerate(lines, 1) if line.startswith(f"{key}:")), 1)
+
+
 def _load_yaml(config: Config, path: Path, kind: type, problems: list[Problem]):
     if not path.is_file():
         return None

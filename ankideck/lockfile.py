@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .config import Config, DeckInfo, deck_yaml_line
 from .errors import Problem
 
 LOCK_VERSION = 1
@@ -115,6 +116,42 @@ def load(path: Path, shown: str, problems: list[Problem]) -> Lock:
     return lock
 
 
+def next_mod(previous: dict | None, now: int) -> int:
+    """The mod time of something (a note, a note type) whose content changed now: strictly newer than what Anki has
+    (a removed card's note may still be there), or the import skips it."""
+    return max(now, previous["mod"] + 1) if previous else now
+
+
+@dataclass
+class Changes:
+    new: list[str]
+    changed: list[str]
+    removed: list[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.new or self.changed or self.removed)
+
+
+def advance(lock: dict[str, dict], notes: list, now: int) -> tuple[dict[str, dict], Changes]:
+    """The lock after this build, and what changed: sets each note's ``mod`` (kept while its content hash is)."""
+    new_lock: dict[str, dict] = {}
+    new, changed = [], []
+    for note in notes:
+        previous = lock.get(note.card.id)
+        live = previous is not None and not previous.get("removed")
+        if live and previous["hash"] == note.content_hash:
+            note.mod = previous["mod"]
+        else:
+            note.mod = next_mod(previous, now)
+            (changed if live else new).append(note.card.id)
+        new_lock[note.card.id] = {"hash": note.content_hash, "kind": note.card.kind, "mod": note.mod}
+    # Removed cards stay in the lock as tombstones: their notes stay in Anki, so their ids are never reused.
+    removed = sorted(k for k, v in lock.items() if k not in new_lock and not v.get("removed"))
+    for card_id, entry in lock.items():
+        new_lock.setdefault(card_id, {**entry, "removed": True})
+    return new_lock, Changes(sorted(new), sorted(changed), removed)
+
+
 def dumps(notes: dict[str, dict], note_types: dict[str, dict], namespace: str) -> str:
     def entries(items: dict[str, dict]) -> str:
         return ",\n".join(f"    {json.dumps(k, ensure_ascii=False)}: {json.dumps(v, sort_keys=True)}"
@@ -124,7 +161,77 @@ def dumps(notes: dict[str, dict], note_types: dict[str, dict], namespace: str) -
             % (LOCK_VERSION, json.dumps(namespace, ensure_ascii=False), entries(note_types), entries(notes)))
 
 
-# --- recovery from a previous package ------------------------------------------------------------------------------
+# --- the namespace, and recovery from a previous package -----------------------------------------------------------
+
+def namespace_problems(config: Config, info: DeckInfo, lock: Lock, new_namespace: bool) -> list[Problem]:
+    """A changed namespace changes every GUID: a re-import would duplicate the whole deck, without its history."""
+    before = lock.namespace
+    if before is None or before == info.namespace or new_namespace:
+        return []
+    where, line = deck_yaml_line(config, "namespace")
+    live = sum(1 for entry in lock.notes.values() if not entry.get("removed"))
+    return [Problem(where, line, (
+        f"namespace changed from '{before}' to '{info.namespace}' (recorded in {config.rel(config.lock_path)}): "
+        f"every note's identity would change, and a re-import would add all {live} notes again as new notes "
+        f"without their review history; restore namespace: {before}, or build with --new-namespace to start a "
+        "new deck on purpose"))]
+
+
+def recover(config: Config, info: DeckInfo, lock: Lock, problems: list[Problem], notices: list[str],
+            new_namespace: bool) -> dict[str, PackageNote] | None:
+    """Without a lock file: the previous package's notes (to rebuild the lock from), or None, with a notice."""
+    import genanki
+
+    from .models import BASIC_MODEL_ID, CLOZE_MODEL_ID
+
+    if lock.exists:
+        return None
+    lock_shown = config.rel(config.lock_path)
+    if not config.out.is_file():
+        notices.append(f"No lock file ({lock_shown}) and no previous deck ({config.rel(config.out)}): every note "
+                       "is new. If this deck was built before, restore the lock file from git first, or a re-import "
+                       "overwrites every edit made in Anki.")
+        return None
+    try:
+        notes = read_package(config.out, BASIC_MODEL_ID, CLOZE_MODEL_ID)
+    except ValueError as e:
+        problems.append(Problem(config.rel(config.out), 1, (
+            f"{lock_shown} is missing and the previous deck cannot be read to rebuild it ({e}); restore the lock "
+            f"file from git, or delete {config.rel(config.out)} to start from scratch (every note new)")))
+        return None
+    foreign = [card_id for card_id, note in notes.items() if note.guid != genanki.guid_for(info.namespace, card_id)]
+    if foreign and not new_namespace:
+        where, line = deck_yaml_line(config, "namespace")
+        problems.append(Problem(where, line, (
+            f"{len(foreign)} of the {len(notes)} notes in {config.rel(config.out)} were built under another "
+            f"namespace than '{info.namespace}': a re-import would add them again as new notes; restore the "
+            "namespace, or build with --new-namespace to start a new deck on purpose")))
+        return None
+    notices.append(f"No lock file ({lock_shown}): rebuilt it from {config.rel(config.out)} ({len(notes)} notes); "
+                   "notes whose fields and tags are unchanged keep their mod time, so a re-import leaves them alone.")
+    return notes
+
+
+def lock_from_package(notes: list, package: dict[str, PackageNote], problems: list[Problem]) -> dict[str, dict]:
+    """Lock entries rebuilt from the previous package: a note the same as there keeps its hash's place and time."""
+    from .models import BASIC_FIELDS, CLOZE_FIELDS
+
+    lock: dict[str, dict] = {}
+    for note in notes:
+        previous = package.get(note.card.id)
+        if previous is None:
+            continue
+        if previous.kind != note.card.kind:
+            problems.append(Problem(note.card.path, note.card.line, (
+                f"card '{note.card.id}' was a {previous.kind} note and is now a {note.card.kind} note; Anki cannot "
+                "change a note's type on re-import, so give it a new id (the old note stays in Anki)")))
+        names = BASIC_FIELDS if note.card.kind == "basic" else CLOZE_FIELDS
+        same = previous.fields == [note.fields.get(name, "") for name in names] and previous.tags == sorted(note.tags)
+        lock[note.card.id] = {"hash": note.content_hash if same else "", "kind": previous.kind, "mod": previous.mod}
+    for card_id, previous in package.items():
+        lock.setdefault(card_id, {"hash": "", "kind": previous.kind, "mod": previous.mod})
+    return lock
+
 
 @dataclass
 class PackageNote:

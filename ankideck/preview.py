@@ -24,7 +24,8 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
-from .builder import Note, collect_media, gather
+from .media import collect_media
+from .pipeline import Note, gather
 from .config import Config
 from .errors import BuildError, Problem
 from .models import BASIC_FIELDS, BASIC_TEMPLATE, CLOZE_FIELDS, CLOZE_TEMPLATE, stylesheet

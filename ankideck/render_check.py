@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlparse
 
 from .config import Config
 from .errors import Problem
-from .builder import gather
+from .pipeline import gather
 from .preview import ASSETS, PHONE, open_preview, write_plan_preview
 
 CHECK_JS = (ASSETS / "check.js").read_text("utf-8")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ankideck.builder import build
+from ankideck.pipeline import build
 from ankideck.config import load_config
 from tests.conftest import import_package
 

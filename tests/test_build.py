@@ -7,8 +7,8 @@ import sys
 import zipfile
 import json
 
-from ankideck import builder
-from ankideck.builder import build, gather
+from ankideck import compile
+from ankideck.pipeline import build, gather
 from ankideck.config import load_config
 from tests.conftest import ROOT
 
@@ -47,8 +47,8 @@ def test_same_basename_images_do_not_collide_and_a_changed_image_gets_a_new_name
 def test_only_changed_files_are_compiled_again(project, monkeypatch):
     build(load_config(), now=1_000_000, progress=False)
     compiled = []
-    original = builder.compile_file
-    monkeypatch.setattr(builder, "compile_file", lambda job: compiled.append(job[0]) or original(job))
+    original = compile.compile_file
+    monkeypatch.setattr(compile, "compile_file", lambda job: compiled.append(job[0]) or original(job))
     build(load_config(), now=1_000_000, progress=False)
     assert compiled == []
     code = project / "cards/basics/code.md"
@@ -60,7 +60,7 @@ def test_only_changed_files_are_compiled_again(project, monkeypatch):
 
 def test_a_warm_build_imports_no_renderer(project):
     build(load_config(), now=1_000_000, progress=False)
-    script = ("import sys; from ankideck.builder import build; from ankideck.config import load_config; "
+    script = ("import sys; from ankideck.pipeline import build; from ankideck.config import load_config; "
               "build(load_config(), progress=False); "
               "print(sorted(m for m in ('markdown', 'pygments', 'matplotlib', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", script], cwd=project, capture_output=True, text=True,

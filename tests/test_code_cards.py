@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tests.code_checks as code_checks
-from ankideck.builder import load_cards
+from ankideck.sources import load_cards
 from ankideck.config import load_config, load_deck_info
 from ankideck.fences import FENCE_OPEN_RE, closes
 from ankideck.render import CLOZE_RE

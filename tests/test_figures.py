@@ -210,7 +210,9 @@ def test_every_figure_the_cards_reference_lands_in_the_package(rendered, tmp_pat
     """Build the real deck's package (into tmp, from the rendered cache) and look for both variants of each figure."""
     import zipfile
 
-    from ankideck.builder import _write_package, collect_media, gather
+    from ankideck.media import collect_media
+    from ankideck.package import write_package
+    from ankideck.pipeline import gather
     from ankideck.config import load_config
 
     cache, _ = rendered
@@ -218,7 +220,7 @@ def test_every_figure_the_cards_reference_lands_in_the_package(rendered, tmp_pat
     config = dataclasses.replace(load_config(ROOT), cache_dir=tmp_path, out=tmp_path / "deck.apkg")
     plan = gather(config)  # nothing here writes into the repo: no lock file, no render cache
     assert len(plan.figures) >= 15
-    package, _ = _write_package(plan, collect_media(plan, progress=False))
+    package, _ = write_package(plan, collect_media(plan, progress=False))
     with zipfile.ZipFile(package) as apkg:
         names = set(json.loads(apkg.read("media")).values())
     for name in plan.figures:

@@ -222,17 +222,15 @@ def test_the_compile_cache_cannot_run_code(project):
 
 
 def test_the_cache_is_keyed_on_the_engines_source(project, monkeypatch):
-    from ankideck import compile_cache
+    from ankideck import compile
 
     assert run("build").exit_code == 0
-    compile_cache.engine_version.cache_clear()
-    real = compile_cache.engine_version()
-    monkeypatch.setattr(compile_cache, "engine_version", lambda: real + "-edited")
-    from ankideck import builder
-
+    compile.engine_version.cache_clear()
+    real = compile.engine_version()
+    monkeypatch.setattr(compile, "engine_version", lambda: real + "-edited")
     compiled = []
-    original = builder.compile_file
-    monkeypatch.setattr(builder, "compile_file", lambda job: compiled.append(job[0]) or original(job))
+    original = compile.compile_file
+    monkeypatch.setattr(compile, "compile_file", lambda job: compiled.append(job[0]) or original(job))
     assert run("check").exit_code == 0
     assert sorted(compiled) == ["cards/basics/code.md", "cards/basics/formulas.md"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ankideck.builder import Note
+from ankideck.pipeline import Note
 from ankideck.cli import cli
 from ankideck.config import load_config
 from ankideck.parse import Card

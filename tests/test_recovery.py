@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from ankideck.builder import build
+from ankideck.pipeline import build
 from ankideck.cli import cli
 from ankideck.config import load_config
 from tests.conftest import import_package

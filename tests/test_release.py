@@ -22,7 +22,7 @@ import yaml
 from click.testing import CliRunner
 
 from ankideck import changelog
-from ankideck.builder import build
+from ankideck.pipeline import build
 from ankideck.cli import cli
 from ankideck.config import load_config
 from ankideck.parse import parse_text

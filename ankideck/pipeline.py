@@ -1,0 +1,192 @@
+"""The pipeline: gather and validate everything, then write. Nothing is written when any problem is found.
+
+gather():  deck.yaml + guide.yaml -> compile every card file (parse, render; cached by a hash of the source and the
+           engine, in parallel when there is much to do) -> checks across files -> the figure registry -> the lock
+           file -> note fields with resolved media, content hashes -> mod times and the changes.
+build():   gather() -> render the figures the cards use -> collect media under content-hash names -> write the .apkg
+           to a temporary file and rename it over the old one -> update the lock file and the caches.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import lockfile
+from .atomic import Staged, build_lock, check_writable_target, remove_stale_temps
+from .compile import CACHE_FILE, CompileCache, compile_sources
+from .config import Config, DeckInfo, load_deck_info
+from .errors import BuildError, Problem
+from .lockfile import Changes
+from .media import MediaResolver, collect_media, load_figure_registry
+from .parse import Card
+from .render import PLACEHOLDER_RE, Rendered
+from .sources import check_folder, cross_file_problems, source_problems
+
+BUILD_LOCK = "build.lock"  # in the cache folder: one build at a time writes a project
+
+
+@dataclass
+class Note:
+    card: Card
+    fields: dict[str, str]        # field name -> HTML, in the note type's order
+    tags: list[str]
+    content_hash: str             # what decides whether the note changed (fields other than Source, and tags)
+    mod: int = 0                  # seconds; the time the content last changed
+
+
+@dataclass
+class Plan:
+    config: Config
+    info: DeckInfo
+    notes: list[Note]
+    changes: Changes
+    lock: dict[str, dict]          # the lock file's notes after this build
+    note_types_lock: dict[str, dict]  # the lock file's note types before this build (name -> hash, mod)
+    now: int
+    figures: set[str]              # figure names the cards use
+    files: dict[str, Path]         # media name -> source file (images from the cards folder)
+    notices: list[str] = field(default_factory=list)  # what the build will do that the user must know about
+
+
+@dataclass
+class Result:
+    plan: Plan
+    out: Path
+    media_count: int
+    card_count: int
+    seconds: float
+
+
+# --- gather --------------------------------------------------------------------------------------------------------
+
+def gather(config: Config, now: int | None = None, new_namespace: bool = False, only: tuple[str, ...] = (),
+           cache: CompileCache | None = None) -> Plan:
+    """Read and check everything; raise BuildError with every problem found. Writes nothing.
+
+    ``new_namespace``: accept a namespace in deck.yaml that differs from the one the lock file records.
+    ``only``: keep only the notes of source files whose path contains one of these strings, and raise only for their
+    problems (the others become one notice): for checking a few files while others are being edited. Never for a
+    build. ``cache``: the compile cache to read and update (default: the project's, read here and not saved).
+    """
+    info = load_deck_info(config)
+    check_folder(config)
+    if cache is None:
+        cache = CompileCache.load(config.cache_dir / CACHE_FILE)
+    cards, problems, rendered = compile_sources(config, info, cache)
+    problems += source_problems(config) + cross_file_problems(config, info, cards)
+    if not cards and not problems:
+        problems.append(Problem(config.rel(config.cards_dir), 0, "no cards: an empty deck is not worth shipping "
+                                "(add one with: build.py new FILE.md)"))
+
+    registry, registry_problem = load_figure_registry(config)
+    if registry_problem:
+        problems.append(registry_problem)
+    lock_state = lockfile.load(config.lock_path, config.rel(config.lock_path), problems)
+    lock = lock_state.notes
+    notices: list[str] = []
+    problems += lockfile.namespace_problems(config, info, lock_state, new_namespace)
+    recovered = lockfile.recover(config, info, lock_state, problems, notices, new_namespace)
+    now = int(time.time()) if now is None else now
+
+    media = MediaResolver(config, registry, problems)
+    notes = [_note(card, rendered[card.id, card.path, card.line], info, media, problems) for card in cards]
+    problems += _kind_problems(notes, lock)
+    if recovered is not None:
+        lock = lockfile.lock_from_package(notes, recovered, problems)
+    if only:
+        notes, problems = _only(only, notes, problems, notices)
+    if problems:
+        raise BuildError(problems)
+    new_lock, changes = lockfile.advance(lock, notes, now)
+    return Plan(config, info, notes, changes, new_lock, lock_state.note_types, now, media.figures,
+                {name: path for path, name in media.files.items()}, notices)
+
+
+def _note(card: Card, sections: dict[str, Rendered], info: DeckInfo, media: MediaResolver,
+          problems: list[Problem]) -> Note:
+    """A card's note: its rendered sections with media resolved, the Guide, Source and Id fields, its content hash."""
+    fields: dict[str, str] = {}
+    for name, result in sections.items():
+        for needle, message in result.problems:
+            problems.append(Problem(card.path, card.line_of(needle), message))
+        fields[name] = PLACEHOLDER_RE.sub(
+            lambda match, refs=result.refs: html.escape(media.placeholder(card, refs, match), quote=True),
+            result.html)
+    fields["Guide"] = html.escape(f"{card.guide} {info.guide.get(card.guide, '')}".strip()) if card.guide else ""
+    # The file, not the line: a card moved within its file (or shifted by an edit above it) is not a changed card,
+    # and its footer never goes stale. The footer shows the Id beside it.
+    fields["Source"] = html.escape(card.path)
+    fields["Id"] = card.id
+    tags = sorted(set(card.tags) | ({f"guide::{card.guide}"} if card.guide else set()))
+    content_hash = hashlib.sha256("\0".join([card.kind, *fields, *fields.values(), *tags]).encode()).hexdigest()[:20]
+    return Note(card, fields, tags, content_hash)
+
+
+def _kind_problems(notes: list[Note], lock: dict[str, dict]) -> list[Problem]:
+    problems = []
+    for note in notes:
+        card = note.card
+        previous_kind = lock.get(card.id, {}).get("kind")
+        if previous_kind and previous_kind != card.kind:
+            problems.append(Problem(card.path, card.line, (
+                f"card '{card.id}' was a {previous_kind} note and is now a {card.kind} note; Anki cannot change a "
+                "note's type on re-import, so give it a new id (the old note stays in Anki)")))
+    return problems
+
+
+def _only(only: tuple[str, ...], notes: list[Note], problems: list[Problem],
+          notices: list[str]) -> tuple[list[Note], list[Problem]]:
+    def selected(path: str) -> bool:
+        return any(part in path for part in only)
+
+    elsewhere = [problem for problem in problems if not selected(problem.path)]
+    if elsewhere:
+        notices.append(f"{len(elsewhere)} problem{'s' * (len(elsewhere) != 1)} in other files not shown "
+                       "(run check without --file to see them)")
+    return ([note for note in notes if selected(note.card.path)],
+            [problem for problem in problems if selected(problem.path)])
+
+
+# --- write ---------------------------------------------------------------------------------------------------------
+
+def build(config: Config, now: int | None = None, progress: bool = True, new_namespace: bool = False,
+          on_wait=None) -> Result:
+    """Gather, then write the deck, the lock file and the compile cache: all of them or none.
+
+    Holds the project's build lock throughout (a second build waits; ``on_wait`` is called if it has to). Every
+    output is written to a temporary file first; only when all are complete are they renamed into place, the lock
+    file before the deck (a deck is never newer than the lock that describes it).
+    """
+    from .package import write_package
+
+    started = time.perf_counter()
+    cache_path = config.cache_dir / CACHE_FILE
+    lock_file = config.cache_dir / BUILD_LOCK
+    with build_lock(lock_file, config.rel(lock_file), on_wait=on_wait):
+        cache = CompileCache.load(cache_path)
+        plan = gather(config, now, new_namespace=new_namespace, cache=cache)
+        remove_stale_temps([config.out, config.lock_path, cache_path], config.cache_dir / "figures")
+        for path in (config.out, config.lock_path, cache_path):
+            check_writable_target(path, config.rel(path))
+        media = collect_media(plan, progress)
+        with Staged() as staged:
+            out, note_types = write_package(plan, media, staged.reserve(config.out))
+            lock_text = lockfile.dumps(plan.lock, note_types, plan.info.namespace)
+            if not _same_text(config.lock_path, lock_text):
+                staged.add(config.lock_path, lock_text.encode("utf-8"))
+            staged.items.reverse()  # the lock file first, then the deck
+            if cache.dirty:
+                staged.add(cache_path, cache.dumps())
+            staged.commit()
+    card_count = sum(note.card.card_count for note in plan.notes)
+    return Result(plan, config.out, len(media), card_count, time.perf_counter() - started)
+
+
+def _same_text(path: Path, text: str) -> bool:
+    try:
+        return path.is_file() and path.read_text("utf-8") == text
+    except (OSError, UnicodeDecodeError):
+        return False

@@ -1,0 +1,80 @@
+"""The card sources: which files they are, their parsed cards without rendering, and the checks that span files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import Config, DeckInfo
+from .errors import BuildError, Problem
+from .parse import Card, parse_file
+
+
+def card_files(config: Config) -> list[Path]:
+    """The card sources: Markdown files whose real location is inside the cards folder, with UTF-8 names."""
+    return [path for path in _all_card_files(config) if _source_problem(config, path) is None]
+
+
+def _all_card_files(config: Config) -> list[Path]:
+    return sorted(path for path in config.cards_dir.rglob("*.md") if path.is_file())
+
+
+def _shown(config: Config, path: Path) -> str:
+    return config.rel(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _source_problem(config: Config, path: Path) -> Problem | None:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return Problem(_shown(config, path), 1, "file name is not valid UTF-8; rename the file")
+    if not path.resolve().is_relative_to(config.cards_dir.resolve()):
+        return Problem(f"{config.rel(path.parent)}/{path.name}", 1,
+                       f"card file is a link to {path.resolve().as_posix()}, outside the cards "
+                                            "folder; card sources must be inside it")
+    return None
+
+
+def source_problems(config: Config) -> list[Problem]:
+    return [p for p in (_source_problem(config, path) for path in _all_card_files(config)) if p is not None]
+
+
+def default_deck(config: Config, info: DeckInfo, path: Path) -> str:
+    """Without front matter, a file's deck is the root deck plus its folders under the cards folder."""
+    return "::".join((info.name, *path.parent.relative_to(config.cards_dir).parts))
+
+
+def check_folder(config: Config) -> None:
+    if not config.cards_dir.is_dir():
+        raise BuildError([Problem(config.rel(config.cards_dir), 0, "cards folder not found")])
+
+
+def load_cards(config: Config, info: DeckInfo) -> tuple[list[Card], list[Problem]]:
+    """Parse every card file (no rendering) and run the checks that span files."""
+    check_folder(config)
+    cards: list[Card] = []
+    problems: list[Problem] = []
+    for path in card_files(config):
+        file_cards, file_problems = parse_file(path, config.rel(path), default_deck(config, info, path))
+        cards.extend(file_cards)
+        problems.extend(file_problems)
+    return cards, problems + source_problems(config) + cross_file_problems(config, info, cards)
+
+
+def cross_file_problems(config: Config, info: DeckInfo, cards: list[Card]) -> list[Problem]:
+    problems = []
+    first_seen: dict[str, Card] = {}
+    for card in cards:
+        # By case-folded id: Anki's "Id:" search and case-insensitive file systems see no case.
+        first = first_seen.get(card.id.casefold())
+        if first is not None and first.id == card.id:
+            problems.append(Problem(card.path, card.line,
+                                    f"duplicate card id '{card.id}' (first used at {first.source})"))
+        elif first is not None:
+            problems.append(Problem(card.path, card.line, (
+                f"duplicate card id '{card.id}': it differs only in case from '{first.id}' (first used at "
+                f"{first.source}), and Anki's Id: search treats them as one; choose another id")))
+        else:
+            first_seen[card.id.casefold()] = card
+        if card.guide is not None and info.guide and card.guide not in info.guide:
+            problems.append(Problem(card.path, card.line, f"unknown guide question '{card.guide}' "
+                                                          f"(see {config.rel(config.guide_path)})"))
+    return problems

@@ -1,0 +1,35 @@
+"""``build.py stats``: cards per deck and tag, and which guide questions have cards (no rendering, nothing written)."""
+from __future__ import annotations
+
+from collections import Counter
+
+from .config import Config, load_deck_info
+from .errors import BuildError
+from .sources import load_cards
+
+
+def stats(config: Config) -> dict:
+    """Cards per deck and tag, and which guide questions have cards (no rendering, nothing written)."""
+    info = load_deck_info(config)
+    cards, problems = load_cards(config, info)
+    if problems:
+        raise BuildError(problems)
+    coverage = {qid: [c.id for c in cards if c.guide == qid] for qid in info.guide}
+
+    def count(groups: Counter, key_cards) -> dict:
+        return {key: {"notes": groups[key], "cards": key_cards[key]} for key in sorted(groups)}
+
+    decks, deck_cards, tags, tag_cards = Counter(), Counter(), Counter(), Counter()
+    for card in cards:
+        decks[card.deck] += 1
+        deck_cards[card.deck] += card.card_count
+        for tag in card.tags:
+            tags[tag] += 1
+            tag_cards[tag] += card.card_count
+    return {
+        "notes": len(cards),
+        "cards": sum(card.card_count for card in cards),
+        "decks": count(decks, deck_cards),
+        "tags": count(tags, tag_cards),
+        "guide": {qid: {"question": info.guide[qid], "cards": ids} for qid, ids in coverage.items()},
+    }
