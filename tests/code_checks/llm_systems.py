@@ -276,3 +276,137 @@ def check_int8(ns):
     np.testing.assert_array_equal(dequantize(q, s)[7], 0.0)
     q, s = quantize(np.zeros((2, 3)), False)
     np.testing.assert_array_equal(dequantize(q, s), 0.0)
+
+
+# --------------------------------------------------------------------------- beam search
+def _toy_log_probs(seed, V, eos_boost=0.0):
+    def log_probs(seq):
+        r = np.random.default_rng([seed, len(seq), *seq])
+        z = r.normal(scale=2.0, size=V)
+        z[0] += eos_boost  # token 0 is EOS in these tests
+        z = z - z.max()
+        return z - np.log(np.exp(z).sum())
+    return log_probs
+
+
+def _all_hypotheses(log_probs, bos, eos, V, max_len):
+    """Every finished or max-length sequence with its log-probability."""
+    out = []
+    for n in range(1, max_len + 1):
+        for gen in itertools.product(range(V), repeat=n):
+            if eos in gen[:-1] or (n < max_len and gen[-1] != eos):
+                continue
+            seq = [bos, *gen]
+            score = math.fsum(float(log_probs(seq[:k])[seq[k]]) for k in range(1, len(seq)))
+            out.append((seq, score))
+    return out
+
+
+@check("dec-beam-code")
+def check_beam(ns):
+    beam_search = ns["beam_search"]
+    bos, eos = 9, 0
+    for seed, V, max_len, boost in [(0, 3, 4, 0.0), (1, 4, 3, 1.0), (2, 2, 6, -1.0), (3, 5, 3, 0.5), (4, 3, 5, 2.0)]:
+        lp = _toy_log_probs(seed, V, boost)
+        hyps = _all_hypotheses(lp, bos, eos, V, max_len)
+        # no pruning (B at least the number of hypotheses): the exhaustive optimum, with and without normalisation
+        for alpha in (0.0, 1.0, 0.6):
+            best = max(hyps, key=lambda h: h[1] / (len(h[0]) - 1) ** alpha)
+            seq, score = beam_search(lp, bos, eos, V ** max_len, max_len, alpha=alpha)
+            assert list(seq) == best[0], (seed, alpha)
+            np.testing.assert_allclose(score, best[1], rtol=1e-10)
+        # B = 1 is greedy decoding
+        seq = [bos]
+        for _ in range(max_len):
+            seq.append(int(np.argmax(lp(seq))))
+            if seq[-1] == eos:
+                break
+        got, score = beam_search(lp, bos, eos, 1, max_len)
+        assert list(got) == seq
+        # any beam width: a valid hypothesis whose score is its own log-probability, never above the optimum
+        best0 = max(h[1] for h in hyps)
+        for B in (2, 3):
+            got, score = beam_search(lp, bos, eos, B, max_len)
+            got = list(got)
+            assert got[0] == bos and 2 <= len(got) <= max_len + 1
+            assert got[-1] == eos or len(got) == max_len + 1
+            assert eos not in got[1:-1]
+            own = math.fsum(float(lp(got[:k])[got[k]]) for k in range(1, len(got)))
+            np.testing.assert_allclose(score, own, rtol=1e-10)
+            assert score <= best0 + 1e-12
+    # length normalisation divides by the number of generated tokens (EOS included, BOS not)
+    for seed in range(10, 40):
+        lp = _toy_log_probs(seed, 3, 0.5)
+        hyps = _all_hypotheses(lp, bos, eos, 3, 4)
+        for alpha in (1.0, 2.0):
+            best = max(hyps, key=lambda h: h[1] / (len(h[0]) - 1) ** alpha)
+            seq, score = beam_search(lp, bos, eos, 3 ** 4, 4, alpha=alpha)
+            assert list(seq) == best[0], (seed, alpha)
+
+
+# --------------------------------------------------------------------------- temperature / top-k / top-p
+def _softmax_list(z, T):
+    m = max(v / T for v in z)
+    e = [math.exp(v / T - m) for v in z]
+    total = math.fsum(e)
+    return [x / total for x in e]
+
+
+def _filter_reference(logits, T, top_k, top_p):
+    """Brute force: top-k keeps the k most probable tokens; top-p keeps the smallest token set whose
+    (renormalised) mass reaches p, found by trying every subset."""
+    probs = _softmax_list(list(logits), T)
+    V = len(probs)
+    keep = set(range(V))
+    if top_k is not None:
+        keep = set(sorted(range(V), key=lambda i: -probs[i])[:top_k])
+    mass = math.fsum(probs[i] for i in keep)
+    probs = [probs[i] / mass if i in keep else 0.0 for i in range(V)]
+    if top_p is not None:
+        found = None
+        for size in range(1, V + 1):
+            sets = [s for s in itertools.combinations(range(V), size)
+                    if math.fsum(probs[i] for i in s) >= top_p - 1e-12]
+            if sets:
+                found = set(max(sets, key=lambda s: math.fsum(probs[i] for i in s)))
+                break
+        keep = found
+        mass = math.fsum(probs[i] for i in keep)
+        probs = [probs[i] / mass if i in keep else 0.0 for i in range(V)]
+    return np.array(probs)
+
+
+@check("dec-sampling-code")
+def check_sampling(ns):
+    filter_probs, sample = ns["filter_probs"], ns["sample"]
+    rng = np.random.default_rng(0)
+    for trial in range(150):
+        V = int(rng.integers(2, 9))
+        logits = rng.normal(scale=2.0, size=V)
+        T = float(rng.choice([0.3, 0.7, 1.0, 1.8]))
+        top_k = [None, 1, 2, V, V + 3][trial % 5]
+        top_p = [None, 0.05, 0.5, 0.9, 1.0][(trial // 5) % 5]
+        got = filter_probs(logits.copy(), T=T, top_k=top_k, top_p=top_p)
+        ref = _filter_reference(logits, T, top_k, top_p)
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-15)
+        np.testing.assert_allclose(got.sum(), 1.0, rtol=1e-12)
+    # k = 1 and tiny p are greedy; no filter is the plain softmax
+    z = np.array([0.3, 2.0, -1.0, 1.9])
+    for kw in ({"top_k": 1}, {"top_p": 1e-6}):
+        np.testing.assert_allclose(filter_probs(z.copy(), **kw), [0, 1, 0, 0], atol=1e-15)
+    np.testing.assert_allclose(filter_probs(z.copy()), _softmax_list(list(z), 1.0), rtol=1e-12)
+    # the token that crosses p is kept: p = mass of the top token + a bit keeps two tokens
+    p_full = np.array(_softmax_list(list(z), 1.0))
+    kept = filter_probs(z.copy(), top_p=float(p_full.max()) + 1e-3) > 0
+    assert kept.sum() == 2 and kept[1] and kept[3]
+    # huge logits do not overflow
+    with np.errstate(over="raise", invalid="raise"):
+        out = filter_probs(np.array([1000.0, 999.0, -1000.0]), T=0.5, top_p=0.9)
+    assert np.isfinite(out).all()
+    # sampling follows the filtered distribution
+    g = np.random.default_rng(3)
+    z = np.array([1.0, 0.5, 0.0, -0.5, -3.0])
+    target = filter_probs(z.copy(), T=0.8, top_k=4, top_p=0.8)
+    draws = np.bincount([sample(z.copy(), g, T=0.8, top_k=4, top_p=0.8) for _ in range(20000)], minlength=5)
+    np.testing.assert_allclose(draws / draws.sum(), target, atol=0.015)
+    assert draws[target == 0].sum() == 0
