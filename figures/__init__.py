@@ -9,9 +9,11 @@ from pathlib import Path
 from ankideck.figures import Figure
 
 
-def _diagram(name: str, grid: tuple[int, int] = (1, 1), aspect: float = 0.62) -> tuple[str, Figure]:
-    """A computed diagram; its plot function in diagrams.py is the name with '-' -> '_'."""
-    return name, Figure(f"{__name__}.diagrams:{name.replace('-', '_')}", grid=grid, aspect=aspect)
+def _diagram(
+    name: str, grid: tuple[int, int] = (1, 1), aspect: float = 0.62, module: str = "diagrams"
+) -> tuple[str, Figure]:
+    """A computed diagram; its plot function in ``module`` (diagrams.py) is the name with '-' -> '_'."""
+    return name, Figure(f"{__name__}.{module}:{name.replace('-', '_')}", grid=grid, aspect=aspect)
 
 
 FIGURES: dict[str, Figure] = dict(
@@ -31,6 +33,14 @@ FIGURES: dict[str, Figure] = dict(
         _diagram("gpt-pipeline", aspect=1.2),
         _diagram("moe-routing", grid=(2, 1), aspect=1.2),
         _diagram("large-vocab-softmax", grid=(2, 1), aspect=1.25),
+        # part 4 (AIGC), in diagrams_aigc.py
+        _diagram("noise-schedules", grid=(2, 1), aspect=1.3, module="diagrams_aigc"),
+        _diagram("forward-process", aspect=0.95, module="diagrams_aigc"),
+        _diagram("score-field", aspect=1.0, module="diagrams_aigc"),
+        _diagram("latent-diffusion", aspect=1.25, module="diagrams_aigc"),
+        _diagram("dit-adaln-zero", aspect=1.5, module="diagrams_aigc"),
+        _diagram("cfg-geometry", aspect=1.0, module="diagrams_aigc"),
+        _diagram("controlnet", aspect=1.05, module="diagrams_aigc"),
     ]
 )
 
