@@ -163,3 +163,140 @@ def check_retrieval_metrics(ns):
             firsts = [_first_rank(r, rel, k) for r, rel in zip(ranked, relevant)]
             ref_mrr = np.mean([0.0 if f is None else 1.0 / f for f in firsts])
             assert math.isclose(mrr(ranked, relevant, k), ref_mrr, rel_tol=1e-12, abs_tol=1e-15)
+
+
+# =========================================================================== 5.6 multimodal
+
+@check("mm-clip-loss-code")
+def check_clip_loss(ns):
+    import torch
+    import torch.nn.functional as F
+
+    clip_loss = ns["clip_loss"]
+    rng = np.random.default_rng(3)
+    for B, d in [(1, 4), (5, 8), (16, 3)]:
+        img, txt = rng.normal(size=(B, d)), rng.normal(size=(B, d))
+        for scale in (1.0, 1 / 0.07, 50.0, 100.0, 1e4):
+            loss, logits = clip_loss(img, txt, math.log(scale))
+            s = min(scale, 100.0)   # the logit scale is clipped at 100
+            it = F.normalize(torch.tensor(img), dim=-1)
+            tt = F.normalize(torch.tensor(txt), dim=-1)
+            ref_logits = s * it @ tt.T
+            y = torch.arange(B)
+            # image -> text over rows, text -> image over columns (= rows of the transpose)
+            ref = 0.5 * (F.cross_entropy(ref_logits, y) + F.cross_entropy(ref_logits.T, y))
+            np.testing.assert_allclose(logits, ref_logits.numpy(), rtol=1e-12, atol=1e-12)
+            assert math.isclose(float(loss), ref.item(), rel_tol=1e-9, abs_tol=1e-12), (B, scale)
+    # the two directions differ in general, so a one-directional loss fails the check above; show it here
+    img, txt = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
+    _, logits = clip_loss(img, txt, math.log(10.0))
+    lt = torch.tensor(logits)
+    y = torch.arange(6)
+    assert abs(F.cross_entropy(lt, y).item() - F.cross_entropy(lt.T, y).item()) > 1e-3
+    # invariance to the feature norms (cosine similarity); perfectly aligned pairs give a small loss
+    a, _ = clip_loss(3 * img, 0.2 * txt, math.log(14.0))
+    b, _ = clip_loss(img, txt, math.log(14.0))
+    assert math.isclose(float(a), float(b), rel_tol=1e-10)
+    eye = np.eye(6)
+    low, _ = clip_loss(eye, eye, math.log(100.0))
+    assert float(low) < 1e-6
+    # uniform logits (scale -> tiny) give log B
+    tiny, _ = clip_loss(img, txt, math.log(1e-9))
+    assert math.isclose(float(tiny), math.log(6), rel_tol=1e-6)
+    # large scale with random features: no overflow
+    with np.errstate(over="raise", invalid="raise"):
+        big, _ = clip_loss(rng.normal(size=(32, 16)), rng.normal(size=(32, 16)), math.log(100.0))
+    assert np.isfinite(big)
+
+
+@check("mm-siglip-loss-code")
+def check_siglip_loss(ns):
+    import torch
+    import torch.nn.functional as F
+
+    siglip_loss = ns["siglip_loss"]
+    rng = np.random.default_rng(4)
+    for N, d in [(1, 3), (4, 8), (12, 5)]:
+        img = rng.normal(size=(N, d))
+        txt = rng.normal(size=(N, d))
+        img /= np.linalg.norm(img, axis=1, keepdims=True)
+        txt /= np.linalg.norm(txt, axis=1, keepdims=True)
+        for t_prime, b in [(math.log(10), -10.0), (0.0, 0.0), (math.log(300), 5.0)]:
+            logits = torch.tensor(math.exp(t_prime) * img @ txt.T + b)
+            ref = F.binary_cross_entropy_with_logits(logits, torch.eye(N, dtype=torch.float64),
+                                                     reduction="sum") / N
+            got = siglip_loss(img, txt, t_prime, b)
+            assert math.isclose(float(got), ref.item(), rel_tol=1e-10, abs_tol=1e-12), (N, t_prime, b)
+            # plain loop over all pairs with math.log1p(exp(.)) written differently
+            loop = 0.0
+            for i in range(N):
+                for j in range(N):
+                    zlab = 1.0 if i == j else -1.0
+                    x = zlab * (math.exp(t_prime) * float(img[i] @ txt[j]) + b)
+                    loop += max(-x, 0.0) + math.log1p(math.exp(-abs(x)))
+            assert math.isclose(float(got), loop / N, rel_tol=1e-10, abs_tol=1e-12)
+    # no overflow for huge logits
+    with np.errstate(over="raise", invalid="raise"):
+        assert np.isfinite(siglip_loss(img, txt, math.log(1e4), -10.0))
+
+
+@check("mm-vit-patch-embed-code")
+def check_patch_embed(ns):
+    import torch
+    import torch.nn.functional as F
+
+    patch_embed = ns["patch_embed"]
+    rng = np.random.default_rng(5)
+    for B, C, H, W, p, D in [(2, 3, 8, 8, 4, 5), (1, 3, 12, 20, 4, 7), (3, 2, 6, 9, 3, 4), (1, 1, 4, 4, 1, 2)]:
+        x = rng.normal(size=(B, C, H, W))
+        Wt = rng.normal(size=(C * p * p, D))
+        bias = rng.normal(size=D)
+        got = patch_embed(x, Wt, bias, p)
+        h, w = H // p, W // p
+        assert got.shape == (B, h * w, D)
+        kernel = torch.tensor(Wt.T.reshape(D, C, p, p))
+        ref = F.conv2d(torch.tensor(x), kernel, torch.tensor(bias), stride=p)   # (B, D, h, w)
+        ref = ref.flatten(2).transpose(1, 2).numpy()                            # (B, h*w, D), row-major
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
+        # token (r, c) is the flattened (C, p, p) patch at rows r*p.., columns c*p..
+        r, c = h - 1, w // 2
+        patch = x[0, :, r * p:(r + 1) * p, c * p:(c + 1) * p].reshape(-1)
+        np.testing.assert_allclose(got[0, r * w + c], patch @ Wt + bias, rtol=1e-10, atol=1e-10)
+
+
+@check("mm-vq-quantize-code")
+def check_vq_quantize(ns):
+    import torch
+
+    vq_quantize = ns["vq_quantize"]
+    rng = np.random.default_rng(6)
+    for N, K, d, beta in [(7, 5, 3, 0.25), (20, 16, 4, 1.0), (1, 3, 2, 0.1)]:
+        z0 = rng.normal(size=(N, d))
+        cb0 = rng.normal(size=(K, d))
+        z_e = torch.tensor(z0, requires_grad=True)
+        cb = torch.tensor(cb0, requires_grad=True)
+        z_q, idx, loss = vq_quantize(z_e, cb, beta=beta)
+        # nearest code by brute force
+        ref_idx = [min(range(K), key=lambda k: sum((z0[n, i] - cb0[k, i]) ** 2 for i in range(d)))
+                   for n in range(N)]
+        assert idx.tolist() == ref_idx
+        e = cb0[ref_idx]
+        np.testing.assert_allclose(z_q.detach().numpy(), e, rtol=1e-12, atol=1e-12)   # forward value = code
+        mse = np.mean((z0 - e) ** 2)
+        assert math.isclose(loss.item(), (1 + beta) * mse, rel_tol=1e-10)
+        # gradients of a downstream loss sum(w * z_q) plus the VQ loss
+        wgt = rng.normal(size=(N, d))
+        ((torch.tensor(wgt) * z_q).sum() + loss).backward()
+        # z_e: straight-through copy of w, plus only the commitment term
+        np.testing.assert_allclose(z_e.grad.numpy(), wgt + beta * 2 * (z0 - e) / (N * d), rtol=1e-10,
+                                   atol=1e-12)
+        # codebook: only the codebook term, accumulated over the vectors that chose each code
+        ref_cb = np.zeros((K, d))
+        for n, k in enumerate(ref_idx):
+            ref_cb[k] += 2 * (cb0[k] - z0[n]) / (N * d)
+        np.testing.assert_allclose(cb.grad.numpy(), ref_cb, rtol=1e-10, atol=1e-12)
+    # default beta is 0.25
+    z0, cb0 = rng.normal(size=(4, 2)), rng.normal(size=(3, 2))
+    _, idx, loss = vq_quantize(torch.tensor(z0), torch.tensor(cb0))
+    e = cb0[idx.numpy()]
+    assert math.isclose(loss.item(), 1.25 * np.mean((z0 - e) ** 2), rel_tol=1e-10)
