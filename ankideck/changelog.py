@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from .cloze import DELETION_RE
 from .config import LOCK_FILE, Config, DeckInfo
+from .fences import FENCE_OPEN_RE
 
 TAG_PATTERN = "v*"
 FRONT_CHARS = 80          # a front longer than this is cut, with an ellipsis
@@ -137,7 +139,7 @@ def snapshot(config: Config, info: DeckInfo, top: Path, commit: str) -> Snapshot
     from . import lockfile
     from .sources import load_cards
     from .config import load_deck_info
-    from .errors import BuildError
+    from .errors import Problems
 
     try:
         cards_rel = config.cards_dir.resolve().relative_to(top).as_posix()
@@ -158,12 +160,12 @@ def snapshot(config: Config, info: DeckInfo, top: Path, commit: str) -> Snapshot
         base = Path(scratch).resolve()
         then = Config(root=base / root_rel, cards_dir=base / cards_rel, out=base / "out.apkg",
                       figures_dir=base / "figures", cache_dir=base / ".cache")
-        try:
-            then_info = load_deck_info(then)
-        except BuildError:
+        info_problems = Problems()
+        then_info = load_deck_info(then, info_problems)
+        if info_problems:
             then_info = info
-        cards, _problems = load_cards(then, then_info)  # a card with problems then is still the card it was
-        lock_state = lockfile.load(then.cards_dir / LOCK_FILE, LOCK_FILE, [])
+        cards = load_cards(then, then_info, Problems())  # a card with problems then is still the card it was
+        lock_state = lockfile.load(then.cards_dir / LOCK_FILE, LOCK_FILE, Problems())
     lock = ({card_id: entry["hash"] for card_id, entry in lock_state.notes.items() if not entry.get("removed")}
             if lock_state.exists else None)
     first: dict[str, object] = {}
@@ -249,11 +251,10 @@ def compare(config: Config, since: str | None) -> Report:
 
 # --- Markdown -------------------------------------------------------------------------------------------------------
 
-_FENCE_RE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 _PLAIN = (
     (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), lambda m: m.group(1) or "[image]"),
     (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),
-    (re.compile(r"\{\{c\d+::.*?\}\}"), "[...]"),
+    (DELETION_RE, "[...]"),
     (re.compile(r"(`+)(.+?)\1"), r"\2"),
     (re.compile(r"<[^>]*>"), ""),
     (re.compile(r"(?<!\\)\$\$?|\\[()\[\]]"), ""),
@@ -267,7 +268,7 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~$#])")
 def front_text(card) -> str:
     """The first line of a card's front (a cloze's text), as plain text, cut to FRONT_CHARS."""
     text = card.text("Front" if card.kind == "basic" else "Text")
-    line = next((ln for ln in text.splitlines() if ln.strip() and not _FENCE_RE.match(ln)), "")
+    line = next((ln for ln in text.splitlines() if ln.strip() and not FENCE_OPEN_RE.match(ln)), "")
     for pattern, replacement in _PLAIN:
         line = pattern.sub(replacement, line)
     line = line.strip()

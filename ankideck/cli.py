@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from .config import Config, load_config
-from .errors import BuildError
+from .errors import BuildError, Problems
 
 SHOWN_IDS = 12  # ids listed per kind of change before "... and N more"
 
@@ -170,7 +170,7 @@ def new(file: Path, cloze: bool, card_id: str | None) -> None:
                 used.add(match.group(2))
     from .lockfile import load as load_lock
 
-    lock_problems: list = []  # removed cards stay in the lock: their ids still name notes in collections
+    lock_problems = Problems()  # removed cards stay in the lock: their ids still name notes in collections
     used |= set(load_lock(config.lock_path, config.rel(config.lock_path), lock_problems).notes)
     if lock_problems:
         _fail(BuildError(lock_problems))
@@ -187,7 +187,8 @@ def new(file: Path, cloze: bool, card_id: str | None) -> None:
             else f"# card: {card_id}\n\n## Front\n\n...\n\n## Back\n\n...\n\n## Extra\n\n")
     text = ""
     if file.is_file():
-        text, problems = _run(lambda: decode(file.read_bytes(), config.rel(file)))
+        problems = Problems()
+        text = _run(lambda: decode(file.read_bytes(), config.rel(file), problems))
         if text is None:  # never rewrite a file this tool cannot read back exactly
             _fail(BuildError(problems))
     if text and not text.endswith("\n"):

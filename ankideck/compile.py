@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .config import Config, DeckInfo
-from .errors import Problem
+from .errors import Problem, Problems
 from .parse import MAX_CARD_CHARS, Card, Section, card_size, decode, parse_text
 from .render import Rendered
 from .sources import card_files, default_deck
@@ -42,10 +42,11 @@ def compile_file(job: tuple[str, str, bytes]) -> FileResult:
     """
     global _renderer
     where, deck, data = job
-    text, problems = decode(data, where)
+    problems = Problems()
+    text = decode(data, where, problems)
     if text is None:
-        return [], problems, []
-    cards, parse_problems = parse_text(text, where, deck)
+        return [], problems.items, []
+    cards = parse_text(text, where, deck, problems)
     if _renderer is None:
         from .markdown_extensions import Renderer
         _renderer = Renderer()  # built once per process: building the converter is the expensive part
@@ -62,7 +63,7 @@ def compile_file(job: tuple[str, str, bytes]) -> FileResult:
                     result.problems.extend(cloze_problems(result.html))
                 sections[name] = result
         rendered.append(sections)
-    return cards, problems + parse_problems, rendered
+    return cards, problems.items, rendered
 
 
 # --- every file, through the cache ---------------------------------------------------------------------------------
@@ -99,10 +100,11 @@ class CompileCache:
                           ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def compile_sources(config: Config, info: DeckInfo, cache: CompileCache):
+def compile_sources(config: Config, info: DeckInfo, cache: CompileCache,
+                    problems: Problems) -> tuple[list[Card], dict[tuple[str, str, int], dict[str, Rendered]]]:
     """Every card file, parsed and rendered, reusing the cache for files whose bytes have not changed.
 
-    Returns (cards, problems, {(id, path, line): {section: Rendered}}).
+    Returns (cards, {(id, path, line): {section: Rendered}}).
     """
     salt = engine_version().encode()
     jobs, keys = [], []
@@ -121,7 +123,7 @@ def compile_sources(config: Config, info: DeckInfo, cache: CompileCache):
             results = [compile_file(jobs[i]) for i in todo]
         for i, result in zip(todo, results):
             entries[keys[i]] = result
-    cards, problems, rendered = [], [], {}
+    cards, rendered = [], {}
     for key in keys:
         file_cards, file_problems, file_rendered = entries[key]
         cards.extend(file_cards)
@@ -132,7 +134,7 @@ def compile_sources(config: Config, info: DeckInfo, cache: CompileCache):
     for key in stale:
         del entries[key]
     cache.dirty |= bool(todo or stale)
-    return cards, problems, rendered
+    return cards, rendered
 
 
 @lru_cache(maxsize=None)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from .errors import BuildError, Problem
-from .parse import CONTROL_RE, control_problems, load_yaml
+from .errors import BuildError, Problem, Problems
+from .parse import CONTROL_RE, control_problems, load_yaml, yaml_problem
 
 DECK_FILE = "deck.yaml"         # in the cards folder: the root deck's name and description
 GUIDE_FILE = "guide.yaml"       # in the cards folder, optional: the questions cards can point at
@@ -78,24 +78,22 @@ class DeckInfo:
     guide: dict[str, str]  # question id -> question text, in the guide's order
 
 
-def load_deck_info(config: Config) -> DeckInfo:
+def load_deck_info(config: Config, problems: Problems) -> DeckInfo:
     """Read deck.yaml and guide.yaml from the cards folder (both optional)."""
-    problems: list[Problem] = []
     deck = _load_yaml(config, config.cards_dir / DECK_FILE, dict, problems) or {}
     guide: dict[str, str] = {}
     for i, item in enumerate(_load_yaml(config, config.guide_path, list, problems) or []):
         if not (isinstance(item, dict) and "id" in item and "question" in item):
-            problems.append(Problem(config.rel(config.guide_path), 1, f"entry {i + 1} needs 'id' and 'question'"))
+            problems.add(config.rel(config.guide_path), 1, f"entry {i + 1} needs 'id' and 'question'")
             continue
         question = str(item["question"])
         bad = CONTROL_RE.search(question + str(item["id"]))
         if bad:  # written as a YAML escape ("\x1f"): still a control character in the field
-            problems.append(Problem(config.rel(config.guide_path), 1, (
-                f"entry {i + 1}: control character U+{ord(bad.group()[0]):04X} is not allowed (only tab and newline)")))
+            problems.add(config.rel(config.guide_path), 1,
+                         f"entry {i + 1}: control character U+{ord(bad.group()[0]):04X} is not allowed (only tab and "
+                         "newline)")
             continue
         guide[str(item["id"])] = question
-    if problems:
-        raise BuildError(problems)
     return DeckInfo(name=str(deck.get("name", "Deck")), description=str(deck.get("description", "")),
                     namespace=str(deck.get("namespace", "ankideck")), guide=guide)
 
@@ -110,25 +108,23 @@ def deck_yaml_line(config: Config, key: str) -> tuple[str, int]:
     return config.rel(path), next((i for i, line in enumerate(lines, 1) if line.startswith(f"{key}:")), 1)
 
 
-def _load_yaml(config: Config, path: Path, kind: type, problems: list[Problem]):
+def _load_yaml(config: Config, path: Path, kind: type, problems: Problems):
     if not path.is_file():
         return None
     where = config.rel(path)
     try:
         text = path.read_text("utf-8")
-        control = control_problems(text, where)  # the guide's questions become field text
-        if control:
-            problems.extend(control)
-            return None
-        data = load_yaml(text)
     except UnicodeDecodeError:
-        problems.append(Problem(where, 1, "not valid UTF-8"))
+        problems.add(where, 1, "not valid UTF-8")
         return None
+    if control_problems(text, where, problems):  # the guide's questions become field text
+        return None
+    try:
+        data = load_yaml(text)
     except yaml.YAMLError as e:
-        line = e.problem_mark.line + 1 if getattr(e, "problem_mark", None) else 1
-        problems.append(Problem(where, line, f"bad YAML: {getattr(e, 'problem', None) or e}"))
+        problems.append(yaml_problem(e, where, text, 1, "bad YAML"))
         return None
     if data is not None and not isinstance(data, kind):
-        problems.append(Problem(where, 1, f"expected a YAML {kind.__name__}"))
+        problems.add(where, 1, f"expected a YAML {kind.__name__}")
         return None
     return data

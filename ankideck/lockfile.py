@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Config, DeckInfo, deck_yaml_line
-from .errors import Problem
+from .errors import Problem, Problems
 
 LOCK_VERSION = 1
 MAX_MOD = 2 ** 53  # seconds; sqlite holds 2**63, JavaScript (Anki's web views) 2**53
@@ -68,7 +68,7 @@ def _mod_ok(value) -> bool:
     return type(value) is int and 0 <= value < MAX_MOD
 
 
-def load(path: Path, shown: str, problems: list[Problem]) -> Lock:
+def load(path: Path, shown: str, problems: Problems) -> Lock:
     if not path.exists():
         return Lock()
     if path.is_dir():
@@ -163,21 +163,21 @@ def dumps(notes: dict[str, dict], note_types: dict[str, dict], namespace: str) -
 
 # --- the namespace, and recovery from a previous package -----------------------------------------------------------
 
-def namespace_problems(config: Config, info: DeckInfo, lock: Lock, new_namespace: bool) -> list[Problem]:
+def check_namespace(config: Config, info: DeckInfo, lock: Lock, new_namespace: bool, problems: Problems) -> None:
     """A changed namespace changes every GUID: a re-import would duplicate the whole deck, without its history."""
     before = lock.namespace
     if before is None or before == info.namespace or new_namespace:
-        return []
+        return
     where, line = deck_yaml_line(config, "namespace")
     live = sum(1 for entry in lock.notes.values() if not entry.get("removed"))
-    return [Problem(where, line, (
+    problems.add(where, line, (
         f"namespace changed from '{before}' to '{info.namespace}' (recorded in {config.rel(config.lock_path)}): "
         f"every note's identity would change, and a re-import would add all {live} notes again as new notes "
         f"without their review history; restore namespace: {before}, or build with --new-namespace to start a "
-        "new deck on purpose"))]
+        "new deck on purpose"))
 
 
-def recover(config: Config, info: DeckInfo, lock: Lock, problems: list[Problem], notices: list[str],
+def recover(config: Config, info: DeckInfo, lock: Lock, problems: Problems, notices: list[str],
             new_namespace: bool) -> dict[str, PackageNote] | None:
     """Without a lock file: the previous package's notes (to rebuild the lock from), or None, with a notice."""
     import genanki
@@ -212,7 +212,7 @@ def recover(config: Config, info: DeckInfo, lock: Lock, problems: list[Problem],
     return notes
 
 
-def lock_from_package(notes: list, package: dict[str, PackageNote], problems: list[Problem]) -> dict[str, dict]:
+def lock_from_package(notes: list, package: dict[str, PackageNote], problems: Problems) -> dict[str, dict]:
     """Lock entries rebuilt from the previous package: a note the same as there keeps its hash's place and time."""
     from .models import BASIC_FIELDS, CLOZE_FIELDS
 

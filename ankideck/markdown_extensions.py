@@ -13,9 +13,9 @@ from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
 from markdown.util import AtomicString
 
-from .fences import closes
-from .render import (CLOSE_BRACES_RE, CLOZE_RE, FENCE_OPEN_RE, FIGURE_VARIANTS, PLACEHOLDER, REMOTE_RE, Rendered,
-                     highlight)
+from .cloze import DELETION_RE
+from .fences import FENCE_OPEN_RE, closes
+from .render import CLOSE_BRACES_RE, FIGURE_VARIANTS, PLACEHOLDER, REMOTE_RE, Rendered, highlight
 
 # The widest code line that fits a 390 px phone without scrolling: the code box in the Extra is 360 px wide, minus
 # padding and border, at 13 px monospace (0.6 em a column). A wide (CJK) character takes two columns.
@@ -26,7 +26,7 @@ def display_columns(line: str) -> int:
     """Columns a line of code takes in a monospace font, cloze markers shown as their answer."""
     import unicodedata
 
-    line = CLOZE_RE.sub(lambda m: m.group(2), line).expandtabs(4)
+    line = DELETION_RE.sub(lambda m: m.group(2), line).expandtabs(4)
     return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in line)
 
 

@@ -10,7 +10,7 @@ import hashlib
 from pathlib import Path
 
 from .config import Config
-from .errors import BuildError, Problem
+from .errors import Problem, Problems
 from .parse import Card
 
 # Media a card may embed, recognised by their first bytes (never by the name): an SVG can carry script.
@@ -24,7 +24,7 @@ class MediaResolver:
     package must contain: ``files`` (image path -> media name) and ``figures`` (figure names to render).
     """
 
-    def __init__(self, config: Config, registry: dict, problems: list[Problem]):
+    def __init__(self, config: Config, registry: dict, problems: Problems):
         self.config, self.registry, self.problems = config, registry, problems
         self.files: dict[Path, str] = {}
         self.figures: set[str] = set()
@@ -115,23 +115,27 @@ def content_name(stem: str, path: Path) -> str:
 
 # --- figures -------------------------------------------------------------------------------------------------------
 
-def load_figure_registry(config: Config) -> tuple[dict, Problem | None]:
-    """The project's figure registry (empty without one), and the problem if loading it failed."""
+def load_figure_registry(config: Config, problems: Problems) -> dict:
+    """The project's figure registry (empty without one, or when loading it failed: a problem)."""
     if not (config.figures_dir / "__init__.py").is_file():
-        return {}, None
+        return {}
     from .figures import load_registry
 
     try:
-        return load_registry(config.figures_dir.parent, config.figures_dir.name), None
+        return load_registry(config.figures_dir.parent, config.figures_dir.name)
     except (Exception, SystemExit) as e:  # the registry is user code: any error in it is a problem, not a crash
         if isinstance(e, SyntaxError):
-            return {}, Problem(config.rel(config.figures_dir / "__init__.py"), e.lineno or 1,
-                               f"cannot load the figure registry: {type(e).__name__}: {e}")
-        return {}, user_code_problem(config, e, "cannot load the figure registry")
+            problems.add(config.rel(config.figures_dir / "__init__.py"), e.lineno or 1,
+                         f"cannot load the figure registry: {type(e).__name__}: {e}")
+        else:
+            problems.append(user_code_problem(config, e, "cannot load the figure registry"))
+        return {}
 
 
-def collect_media(plan, progress: bool) -> dict[str, Path]:
-    """Media name (content hash) -> file, rendering the figures the cards use where the cache lacks them."""
+def collect_media(plan, progress: bool, problems: Problems) -> dict[str, Path]:
+    """Media name (content hash) -> file, rendering the figures the cards use where the cache lacks them.
+
+    A plot function that fails is a problem at its line (the figures it would have drawn are then missing)."""
     media: dict[str, Path] = dict(plan.files)
     if plan.figures:
         from .figures import ensure_rendered, load_registry
@@ -144,7 +148,8 @@ def collect_media(plan, progress: bool) -> dict[str, Path]:
         except OSError:
             raise
         except (Exception, SystemExit) as e:  # plot functions are user code: report where they failed
-            raise BuildError([user_code_problem(config, e, "drawing a figure failed")]) from None
+            problems.append(user_code_problem(config, e, "drawing a figure failed"))
+            return media
         for (name, variant), path in pngs.items():
             media[figure_media_name(config, registry, name, variant)] = path
     return media

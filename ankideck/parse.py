@@ -12,7 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from .errors import Problem
+from .cloze import OPEN_RE as CLOZE_OPEN_RE
+from .errors import Problem, Problems
 from .fences import FENCE_OPEN_RE, closes, fenced
 
 CARD_RE = re.compile(r"^#\s+(card|cloze):\s*(.*?)\s*$")
@@ -20,7 +21,6 @@ SECTION_RE = re.compile(r"^##\s+(.*?)\s*#*\s*$")
 HEADING1_RE = re.compile(r"^#(\s|$)")
 META_RE = re.compile(r"^([a-z_]+):(\s|$)")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-CLOZE_RE = re.compile(r"\{\{c(\d+)::")
 SCRIPT_RE = re.compile(r"<\s*script\b", re.IGNORECASE)
 # Control characters break Anki (U+001F is its field separator: one makes the whole deck unimportable); tab and
 # line ends are the only ones a card needs. U+2028/9 would split lines differently for Python and for editors.
@@ -63,7 +63,7 @@ class Card:
     @property
     def card_count(self) -> int:
         """How many cards Anki makes from this note: one, or one per cloze number."""
-        return 1 if self.kind == "basic" else len(set(CLOZE_RE.findall(self.text("Text"))))
+        return 1 if self.kind == "basic" else len(set(CLOZE_OPEN_RE.findall(self.text("Text"))))
 
     def text(self, name: str) -> str:
         section = self.sections.get(name)
@@ -82,37 +82,49 @@ def load_yaml(text: str):
     return yaml.load(text, Loader=YAML_LOADER)
 
 
-def decode(data: bytes, where: str) -> tuple[str | None, list[Problem]]:
+def yaml_problem(error: yaml.YAMLError, where: str, text: str, first_line: int, what: str) -> Problem:
+    """A YAML syntax error in ``text`` (which starts at ``first_line`` of ``where``), at the line it names.
+
+    libyaml marks an unclosed construct at the end of the input: the line is kept inside the text.
+    """
+    mark = getattr(error, "problem_mark", None)
+    line = min(first_line + (mark.line if mark else 0), first_line + text.count("\n"))
+    return Problem(where, line, f"{what}: {getattr(error, 'problem', None) or error}")
+
+
+def decode(data: bytes, where: str, problems: Problems) -> str | None:
+    """A card file's text, or None (with the problem) when it is not UTF-8; control characters are problems."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        return None, [Problem(where, line, f"not valid UTF-8 (byte 0x{data[e.start]:02x}); save the file as UTF-8")]
+        problems.add(where, line, f"not valid UTF-8 (byte 0x{data[e.start]:02x}); save the file as UTF-8")
+        return None
     text = text.removeprefix("\ufeff")
-    return text, control_problems(text, where)
+    control_problems(text, where, problems)
+    return text
 
 
-def control_problems(text: str, where: str) -> list[Problem]:
-    """One problem per line that holds a control character other than tab and the line end."""
-    problems, last_line = [], 0
+def control_problems(text: str, where: str, problems: Problems) -> bool:
+    """One problem per line that holds a control character other than tab and the line end; whether any did."""
+    last_line = 0
     for match in CONTROL_RE.finditer(text):
         line = text.count("\n", 0, match.start()) + 1
         if line != last_line:
-            problems.append(Problem(where, line, f"control character U+{ord(match.group()[0]):04X} is not allowed "
-                                                 "in cards (only tab and newline); Anki would refuse the deck"))
+            problems.add(where, line, f"control character U+{ord(match.group()[0]):04X} is not allowed "
+                                      "in cards (only tab and newline); Anki would refuse the deck")
             last_line = line
-    return problems
+    return last_line != 0
 
 
-def parse_text(text: str, where: str, default_deck: str) -> tuple[list[Card], list[Problem]]:
+def parse_text(text: str, where: str, default_deck: str, problems: Problems) -> list[Card]:
     """Parse one card file. ``where`` is its path for messages; ``default_deck`` applies without front matter."""
     lines = text.splitlines()
-    problems: list[Problem] = []
 
     def problem(line: int, message: str) -> None:
-        problems.append(Problem(where, line, message))
+        problems.add(where, line, message)
 
-    meta, body_start = _front_matter(lines, problem)
+    meta, body_start = _front_matter(lines, where, problems)
     deck = meta.get("deck", default_deck)
     if not isinstance(deck, str) or not deck.strip() or any(not part.strip() for part in deck.split("::")):
         problem(1, f"front matter 'deck' must be a name like 'A::B', not {deck!r}")
@@ -142,7 +154,7 @@ def parse_text(text: str, where: str, default_deck: str) -> tuple[list[Card], li
         nonlocal in_meta
         in_meta = False
         if card is not None and meta_lines:
-            _card_meta(card, meta_lines, problem, file_guide)
+            _card_meta(card, meta_lines, where, problems, file_guide)
 
     for number, line in enumerate(lines[body_start:], start=body_start + 1):
         if fence is not None and CARD_RE.match(line):
@@ -234,17 +246,20 @@ def parse_text(text: str, where: str, default_deck: str) -> tuple[list[Card], li
 
     for card in cards:
         _check_card(card, problem)
-    return cards, problems
+    return cards
 
 
-def parse_file(path: Path, where: str, default_deck: str) -> tuple[list[Card], list[Problem]]:
-    text, problems = decode(path.read_bytes(), where)
+def parse_file(path: Path, where: str, default_deck: str, problems: Problems) -> list[Card]:
+    text = decode(path.read_bytes(), where, problems)
     if text is None:
-        return [], problems
-    return parse_text(text, where, default_deck)
+        return []
+    return parse_text(text, where, default_deck, problems)
 
 
-def _front_matter(lines: list[str], problem) -> tuple[dict, int]:
+def _front_matter(lines: list[str], where: str, problems: Problems) -> tuple[dict, int]:
+    def problem(line: int, message: str) -> None:
+        problems.add(where, line, message)
+
     if not lines or lines[0].strip() != "---":
         return {}, 0
     for end in range(1, len(lines)):
@@ -253,12 +268,11 @@ def _front_matter(lines: list[str], problem) -> tuple[dict, int]:
     else:
         problem(1, "front matter opened with '---' is never closed")
         return {}, len(lines)
+    text = "\n".join(lines[1:end])
     try:
-        meta = load_yaml("\n".join(lines[1:end])) or {}
+        meta = load_yaml(text) or {}
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        # libyaml marks an unclosed construct at the end of the input: keep the line inside the block.
-        problem(min(2 + (mark.line if mark else 0), end), f"bad front matter: {getattr(e, 'problem', None) or e}")
+        problems.append(yaml_problem(e, where, text, 2, "bad front matter"))
         return {}, end + 1
     if not isinstance(meta, dict):
         problem(1, "front matter must be a YAML mapping (key: value lines)")
@@ -269,14 +283,16 @@ def _front_matter(lines: list[str], problem) -> tuple[dict, int]:
     return meta, end + 1
 
 
-def _card_meta(card: Card, meta_lines: list[tuple[int, str]], problem, file_guide) -> None:
+def _card_meta(card: Card, meta_lines: list[tuple[int, str]], where: str, problems: Problems, file_guide) -> None:
+    def problem(line: int, message: str) -> None:
+        problems.add(where, line, message)
+
     first = meta_lines[0][0]
+    text = "\n".join(line for _, line in meta_lines)
     try:
-        meta = load_yaml("\n".join(line for _, line in meta_lines)) or {}
+        meta = load_yaml(text) or {}
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        problem(min(first + (mark.line if mark else 0), meta_lines[-1][0]),
-                f"bad card metadata: {getattr(e, 'problem', None) or e}")
+        problems.append(yaml_problem(e, where, text, first, "bad card metadata"))
         return
     for number, line in meta_lines:
         key = META_RE.match(line).group(1)
@@ -324,9 +340,9 @@ def _check_card(card: Card, problem) -> None:
             what = "front" if name == "Front" else "back" if name == "Back" else "text"
             problem(card.sections[name].line, f"card '{card.id}' still has the placeholder "
                                               f"{card.text(name).strip()!r} that 'new' wrote: write its {what}")
-    clozes = [int(n) for section in card.sections.values() for n in CLOZE_RE.findall(section.text)]
+    clozes = [int(n) for section in card.sections.values() for n in CLOZE_OPEN_RE.findall(section.text)]
     if card.kind == "cloze" and card.text("Text").strip():
-        if not CLOZE_RE.search(card.text("Text")):
+        if not CLOZE_OPEN_RE.search(card.text("Text")):
             problem(card.line, f"cloze card '{card.id}' has no cloze deletion like {{{{c1::...}}}}; "
                                "Anki would make no card from it")
         elif 0 in clozes:

@@ -18,7 +18,7 @@ from . import lockfile
 from .atomic import Staged, build_lock, check_writable_target, remove_stale_temps
 from .compile import CACHE_FILE, CompileCache, compile_sources
 from .config import Config, DeckInfo, load_deck_info
-from .errors import BuildError, Problem
+from .errors import Problem, Problems
 from .lockfile import Changes
 from .media import MediaResolver, collect_media, load_figure_registry
 from .parse import Card
@@ -71,47 +71,48 @@ def gather(config: Config, now: int | None = None, new_namespace: bool = False, 
     problems (the others become one notice): for checking a few files while others are being edited. Never for a
     build. ``cache``: the compile cache to read and update (default: the project's, read here and not saved).
     """
-    info = load_deck_info(config)
-    check_folder(config)
+    problems = Problems()
+    info = load_deck_info(config, problems)
+    problems.raise_if_any()  # without the deck's settings nothing else can be judged
+    if not check_folder(config, problems):
+        problems.raise_if_any()
     if cache is None:
         cache = CompileCache.load(config.cache_dir / CACHE_FILE)
-    cards, problems, rendered = compile_sources(config, info, cache)
-    problems += source_problems(config) + cross_file_problems(config, info, cards)
+    cards, rendered = compile_sources(config, info, cache, problems)
+    source_problems(config, problems)
+    cross_file_problems(config, info, cards, problems)
     if not cards and not problems:
-        problems.append(Problem(config.rel(config.cards_dir), 0, "no cards: an empty deck is not worth shipping "
-                                "(add one with: build.py new FILE.md)"))
+        problems.add(config.rel(config.cards_dir), 0, "no cards: an empty deck is not worth shipping "
+                     "(add one with: build.py new FILE.md)")
 
-    registry, registry_problem = load_figure_registry(config)
-    if registry_problem:
-        problems.append(registry_problem)
+    registry = load_figure_registry(config, problems)
     lock_state = lockfile.load(config.lock_path, config.rel(config.lock_path), problems)
     lock = lock_state.notes
     notices: list[str] = []
-    problems += lockfile.namespace_problems(config, info, lock_state, new_namespace)
+    lockfile.check_namespace(config, info, lock_state, new_namespace, problems)
     recovered = lockfile.recover(config, info, lock_state, problems, notices, new_namespace)
     now = int(time.time()) if now is None else now
 
     media = MediaResolver(config, registry, problems)
     notes = [_note(card, rendered[card.id, card.path, card.line], info, media, problems) for card in cards]
-    problems += _kind_problems(notes, lock)
+    _check_kinds(notes, lock, problems)
     if recovered is not None:
         lock = lockfile.lock_from_package(notes, recovered, problems)
     if only:
         notes, problems = _only(only, notes, problems, notices)
-    if problems:
-        raise BuildError(problems)
+    problems.raise_if_any()
     new_lock, changes = lockfile.advance(lock, notes, now)
     return Plan(config, info, notes, changes, new_lock, lock_state.note_types, now, media.figures,
                 {name: path for path, name in media.files.items()}, notices)
 
 
 def _note(card: Card, sections: dict[str, Rendered], info: DeckInfo, media: MediaResolver,
-          problems: list[Problem]) -> Note:
+          problems: Problems) -> Note:
     """A card's note: its rendered sections with media resolved, the Guide, Source and Id fields, its content hash."""
     fields: dict[str, str] = {}
     for name, result in sections.items():
         for needle, message in result.problems:
-            problems.append(Problem(card.path, card.line_of(needle), message))
+            problems.add(card.path, card.line_of(needle), message)
         fields[name] = PLACEHOLDER_RE.sub(
             lambda match, refs=result.refs: html.escape(media.placeholder(card, refs, match), quote=True),
             result.html)
@@ -125,20 +126,18 @@ def _note(card: Card, sections: dict[str, Rendered], info: DeckInfo, media: Medi
     return Note(card, fields, tags, content_hash)
 
 
-def _kind_problems(notes: list[Note], lock: dict[str, dict]) -> list[Problem]:
-    problems = []
+def _check_kinds(notes: list[Note], lock: dict[str, dict], problems: Problems) -> None:
     for note in notes:
         card = note.card
         previous_kind = lock.get(card.id, {}).get("kind")
         if previous_kind and previous_kind != card.kind:
-            problems.append(Problem(card.path, card.line, (
+            problems.add(card.path, card.line, (
                 f"card '{card.id}' was a {previous_kind} note and is now a {card.kind} note; Anki cannot change a "
-                "note's type on re-import, so give it a new id (the old note stays in Anki)")))
-    return problems
+                "note's type on re-import, so give it a new id (the old note stays in Anki)"))
 
 
-def _only(only: tuple[str, ...], notes: list[Note], problems: list[Problem],
-          notices: list[str]) -> tuple[list[Note], list[Problem]]:
+def _only(only: tuple[str, ...], notes: list[Note], problems: Problems,
+          notices: list[str]) -> tuple[list[Note], Problems]:
     def selected(path: str) -> bool:
         return any(part in path for part in only)
 
@@ -147,7 +146,7 @@ def _only(only: tuple[str, ...], notes: list[Note], problems: list[Problem],
         notices.append(f"{len(elsewhere)} problem{'s' * (len(elsewhere) != 1)} in other files not shown "
                        "(run check without --file to see them)")
     return ([note for note in notes if selected(note.card.path)],
-            [problem for problem in problems if selected(problem.path)])
+            Problems(problem for problem in problems if selected(problem.path)))
 
 
 # --- write ---------------------------------------------------------------------------------------------------------
@@ -171,7 +170,9 @@ def build(config: Config, now: int | None = None, progress: bool = True, new_nam
         remove_stale_temps([config.out, config.lock_path, cache_path], config.cache_dir / "figures")
         for path in (config.out, config.lock_path, cache_path):
             check_writable_target(path, config.rel(path))
-        media = collect_media(plan, progress)
+        problems = Problems()
+        media = collect_media(plan, progress, problems)
+        problems.raise_if_any()
         with Staged() as staged:
             out, note_types = write_package(plan, media, staged.reserve(config.out))
             lock_text = lockfile.dumps(plan.lock, note_types, plan.info.namespace)

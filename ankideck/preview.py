@@ -26,8 +26,9 @@ from urllib.parse import quote
 
 from .media import collect_media
 from .pipeline import Note, gather
+from . import cloze as cloze_grammar
 from .config import Config
-from .errors import BuildError, Problem
+from .errors import BuildError, Problem, Problems
 from .models import BASIC_FIELDS, BASIC_TEMPLATE, CLOZE_FIELDS, CLOZE_TEMPLATE, stylesheet
 
 ASSETS = Path(__file__).with_name("preview_assets")
@@ -134,71 +135,12 @@ def _field(fields: dict[str, str], name: str) -> str:
 
 # --- cloze deletions, as rslib/src/cloze.rs renders them --------------------------------------------------------------
 
-CLOZE_TOKEN_RE = re.compile(r"\{\{c(\d+)::|\}\}")
-MAX_CLOZE_DEPTH = 10   # Anki ignores deeper openings
-
-
-@dataclass
-class _Cloze:
-    ordinal: int
-    nodes: list = field(default_factory=list)   # str | _Cloze
-    hint: str | None = None
-
-
-def _parse_clozes(text: str) -> list:
-    """Text -> a list of strings and (nested) clozes. A ``}}`` outside any cloze is text; an unclosed cloze is
-    dropped, as Anki drops it."""
-    output: list = []
-    open_clozes: list[_Cloze] = []
-
-    def add_text(chunk: str) -> None:
-        if not chunk:
-            return
-        if open_clozes:
-            cloze = open_clozes[-1]
-            head, separator, hint = chunk.partition("::")
-            if separator:
-                chunk, cloze.hint = head, hint
-            cloze.nodes.append(chunk)
-        else:
-            output.append(chunk)
-
-    position = 0
-    for match in CLOZE_TOKEN_RE.finditer(text):
-        add_text(text[position:match.start()])
-        position = match.end()
-        if match.group(1) is not None:
-            if len(open_clozes) < MAX_CLOZE_DEPTH:
-                open_clozes.append(_Cloze(int(match.group(1))))
-        elif open_clozes:
-            cloze = open_clozes.pop()
-            (open_clozes[-1].nodes if open_clozes else output).append(cloze)
-        else:
-            output.append("}}")
-    add_text(text[position:])
-    return output
-
-
-def cloze_numbers(text: str) -> list[int]:
-    """The card numbers a cloze field makes, in order (nested clozes included, c0 excluded)."""
-    numbers: set[int] = set()
-
-    def visit(nodes) -> None:
-        for node in nodes:
-            if isinstance(node, _Cloze) and node.ordinal:
-                numbers.add(node.ordinal)
-                visit(node.nodes)
-
-    visit(_parse_clozes(text))
-    return sorted(numbers)
-
-
 def cloze_filter(text: str, card_ord: int, question: bool) -> str:
     """``{{cloze:Field}}`` for card ``card_ord``: its deletions hidden (question) or highlighted (answer), the others
     shown as plain text; HTML inside MathJax is stripped afterwards. Empty when the field has no such deletion."""
     active_found = False
 
-    def reveal(cloze: _Cloze) -> str:
+    def reveal(cloze: cloze_grammar.Cloze) -> str:
         nonlocal active_found
         active = cloze.ordinal == card_ord
         active_found |= active
@@ -210,7 +152,7 @@ def cloze_filter(text: str, card_ord: int, question: bool) -> str:
         css = "cloze" if active else "cloze-inactive"
         return f'<span class="{css}" data-ordinal="{cloze.ordinal}">{inner}</span>'
 
-    revealed = "".join(node if isinstance(node, str) else reveal(node) for node in _parse_clozes(text))
+    revealed = "".join(node if isinstance(node, str) else reveal(node) for node in cloze_grammar.parse(text))
     if not active_found:
         return ""
     return MATHJAX_RE.sub(lambda m: m.group(1) + HTML_TAG_RE.sub("", m.group(2)) + m.group(3), revealed)
@@ -234,7 +176,7 @@ def card_views(note: Note) -> list[CardView]:
     fields = {name: note.fields.get(name, "") for name in names}
     fields.update(Tags=" ".join(note.tags), Deck=deck, Subdeck=deck.rpartition("::")[2], Card=template["name"])
     views = []
-    for ordinal in [1] if basic else cloze_numbers(fields["Text"]):
+    for ordinal in [1] if basic else cloze_grammar.numbers(fields["Text"]):
         question = render_template(template["qfmt"], fields, ordinal, question=True)
         answer = render_template(template["afmt"], {**fields, "FrontSide": question}, ordinal, question=False)
         views.append(CardView(note, ordinal, question, answer))
@@ -274,7 +216,9 @@ def write_preview(config: Config, out_dir: Path | None = None, shots: bool | tup
 def write_plan_preview(plan, out_dir: Path | None = None, progress: bool = False) -> Path:
     """Write the preview of a gathered deck; return the path of its index.html."""
     config = plan.config
-    media = collect_media(plan, progress)
+    problems = Problems()
+    media = collect_media(plan, progress, problems)
+    problems.raise_if_any()
     out_dir = Path(out_dir) if out_dir is not None else config.out.parent / "preview"
     mathjax = _mathjax_dir()
     views = [view for note in plan.notes for view in card_views(note)]

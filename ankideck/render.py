@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
 
+from .cloze import DELETION_RE
+
 
 # Bump when the HTML this module produces changes, so cached renders are thrown away.
 RENDERER_REVISION = 7
@@ -19,8 +21,6 @@ RENDERER_REVISION = 7
 PLACEHOLDER = "ankideck-media:{}"
 PLACEHOLDER_RE = re.compile(r"ankideck-media:(\d+)")
 FIGURE_VARIANTS = ("light", "dark")
-CLOZE_RE = re.compile(r"\{\{(c\d+)::(.*?)(?:::([^{}]*?))?\}\}", re.DOTALL)
-from .fences import FENCE_OPEN_RE  # noqa: E402,F401  (re-exported: the renderer's fences are the parser's)
 REMOTE_RE = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)
 CLOSE_BRACES_RE = re.compile(r"\}(?=\})")
 
@@ -71,11 +71,11 @@ def highlight(code: str, language: str) -> tuple[str, bool]:
     plain: list[str] = []
     inserts: dict[int, list[str]] = {}
     offset = position = 0
-    for match in CLOZE_RE.finditer(code):
+    for match in DELETION_RE.finditer(code):
         before = code[position:match.start()]
         plain.append(before)
         offset += len(before)
-        inserts.setdefault(offset, []).append("{{%s::" % match.group(1))
+        inserts.setdefault(offset, []).append("{{c%s::" % match.group(1))
         plain.append(match.group(2))
         offset += len(match.group(2))
         hint = match.group(3)

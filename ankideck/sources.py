@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import Config, DeckInfo
-from .errors import BuildError, Problem
+from .errors import Problem, Problems
 from .parse import Card, parse_file
 
 
@@ -33,8 +33,8 @@ def _source_problem(config: Config, path: Path) -> Problem | None:
     return None
 
 
-def source_problems(config: Config) -> list[Problem]:
-    return [p for p in (_source_problem(config, path) for path in _all_card_files(config)) if p is not None]
+def source_problems(config: Config, problems: Problems) -> None:
+    problems.extend(p for p in (_source_problem(config, path) for path in _all_card_files(config)) if p is not None)
 
 
 def default_deck(config: Config, info: DeckInfo, path: Path) -> str:
@@ -42,39 +42,39 @@ def default_deck(config: Config, info: DeckInfo, path: Path) -> str:
     return "::".join((info.name, *path.parent.relative_to(config.cards_dir).parts))
 
 
-def check_folder(config: Config) -> None:
+def check_folder(config: Config, problems: Problems) -> bool:
+    """Whether the cards folder exists (if not, a problem: nothing else can be checked)."""
     if not config.cards_dir.is_dir():
-        raise BuildError([Problem(config.rel(config.cards_dir), 0, "cards folder not found")])
+        problems.add(config.rel(config.cards_dir), 0, "cards folder not found")
+        return False
+    return True
 
 
-def load_cards(config: Config, info: DeckInfo) -> tuple[list[Card], list[Problem]]:
+def load_cards(config: Config, info: DeckInfo, problems: Problems) -> list[Card]:
     """Parse every card file (no rendering) and run the checks that span files."""
-    check_folder(config)
+    if not check_folder(config, problems):
+        return []
     cards: list[Card] = []
-    problems: list[Problem] = []
     for path in card_files(config):
-        file_cards, file_problems = parse_file(path, config.rel(path), default_deck(config, info, path))
-        cards.extend(file_cards)
-        problems.extend(file_problems)
-    return cards, problems + source_problems(config) + cross_file_problems(config, info, cards)
+        cards += parse_file(path, config.rel(path), default_deck(config, info, path), problems)
+    source_problems(config, problems)
+    cross_file_problems(config, info, cards, problems)
+    return cards
 
 
-def cross_file_problems(config: Config, info: DeckInfo, cards: list[Card]) -> list[Problem]:
-    problems = []
+def cross_file_problems(config: Config, info: DeckInfo, cards: list[Card], problems: Problems) -> None:
     first_seen: dict[str, Card] = {}
     for card in cards:
         # By case-folded id: Anki's "Id:" search and case-insensitive file systems see no case.
         first = first_seen.get(card.id.casefold())
         if first is not None and first.id == card.id:
-            problems.append(Problem(card.path, card.line,
-                                    f"duplicate card id '{card.id}' (first used at {first.source})"))
+            problems.add(card.path, card.line, f"duplicate card id '{card.id}' (first used at {first.source})")
         elif first is not None:
-            problems.append(Problem(card.path, card.line, (
+            problems.add(card.path, card.line, (
                 f"duplicate card id '{card.id}': it differs only in case from '{first.id}' (first used at "
-                f"{first.source}), and Anki's Id: search treats them as one; choose another id")))
+                f"{first.source}), and Anki's Id: search treats them as one; choose another id"))
         else:
             first_seen[card.id.casefold()] = card
         if card.guide is not None and info.guide and card.guide not in info.guide:
-            problems.append(Problem(card.path, card.line, f"unknown guide question '{card.guide}' "
-                                                          f"(see {config.rel(config.guide_path)})"))
-    return problems
+            problems.add(card.path, card.line,
+                         f"unknown guide question '{card.guide}' (see {config.rel(config.guide_path)})")

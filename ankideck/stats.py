@@ -4,16 +4,17 @@ from __future__ import annotations
 from collections import Counter
 
 from .config import Config, load_deck_info
-from .errors import BuildError
+from .errors import Problems
 from .sources import load_cards
 
 
 def stats(config: Config) -> dict:
     """Cards per deck and tag, and which guide questions have cards (no rendering, nothing written)."""
-    info = load_deck_info(config)
-    cards, problems = load_cards(config, info)
-    if problems:
-        raise BuildError(problems)
+    problems = Problems()
+    info = load_deck_info(config, problems)
+    problems.raise_if_any()
+    cards = load_cards(config, info, problems)
+    problems.raise_if_any()
     coverage = {qid: [c.id for c in cards if c.guide == qid] for qid in info.guide}
 
     def count(groups: Counter, key_cards) -> dict:

@@ -11,8 +11,9 @@ import pytest
 import tests.code_checks as code_checks
 from ankideck.sources import load_cards
 from ankideck.config import load_config, load_deck_info
+from ankideck.errors import Problems
 from ankideck.fences import FENCE_OPEN_RE, closes
-from ankideck.render import CLOZE_RE
+from ankideck.cloze import DELETION_RE
 from tests.conftest import ROOT
 
 
@@ -42,13 +43,14 @@ def python_blocks(text: str) -> list[str]:
 def snippets() -> dict[str, str]:
     """card id -> the card's runnable Python (its ```python fences in order, cloze markers removed)."""
     config = load_config(ROOT)
-    cards, problems = load_cards(config, load_deck_info(config))
-    assert not problems, problems
+    problems = Problems()
+    cards = load_cards(config, load_deck_info(config, problems), problems)
+    assert not problems, list(problems)
     found = {}
     for card in cards:
         blocks = [code for section in card.sections.values() for code in python_blocks(section.text)]
         if blocks:
-            found[card.id] = CLOZE_RE.sub(lambda m: m.group(2), "\n\n".join(blocks))
+            found[card.id] = DELETION_RE.sub(lambda m: m.group(2), "\n\n".join(blocks))
     return found
 
 

@@ -141,14 +141,14 @@ MAX_DELETION_CHARS = 30   # a deletion is recalled word for word: a whole senten
 
 
 def cloze_problems(plan) -> list[str]:
-    from ankideck.render import CLOZE_RE
+    from ankideck.cloze import DELETION_RE
 
     problems = []
     for note in plan.notes:
         if note.card.kind != "cloze":
             continue
         text = note.card.text("Text")
-        deletions = CLOZE_RE.findall(text)
+        deletions = DELETION_RE.findall(text)
         if len(deletions) > MAX_DELETIONS:
             problems.append(f"{note.card.source} ({note.card.id}): {len(deletions)} deletions, at most {MAX_DELETIONS}")
         for _, answer, _ in deletions:

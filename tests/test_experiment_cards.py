@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from ankideck.figures import load_registry
+from ankideck.errors import Problems
 from ankideck.parse import parse_file
 from tests.conftest import ROOT
 
@@ -192,8 +193,9 @@ def problems(text: str, experiments: list[str], allowed: dict[str, str] | None =
 def experiment_cards():
     cards = []
     for path in sorted(CARDS.glob("*.md")):
-        file_cards, file_problems = parse_file(path, str(path.relative_to(ROOT)), "Test")
-        assert not file_problems, file_problems
+        problems = Problems()
+        file_cards = parse_file(path, str(path.relative_to(ROOT)), "Test", problems)
+        assert not problems, list(problems)
         cards += [card for card in file_cards if card.id.startswith("exp-")]
     return cards
 

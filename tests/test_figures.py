@@ -214,13 +214,16 @@ def test_every_figure_the_cards_reference_lands_in_the_package(rendered, tmp_pat
     from ankideck.package import write_package
     from ankideck.pipeline import gather
     from ankideck.config import load_config
+    from ankideck.errors import Problems
 
     cache, _ = rendered
     (tmp_path / "figures").symlink_to(cache, target_is_directory=True)
     config = dataclasses.replace(load_config(ROOT), cache_dir=tmp_path, out=tmp_path / "deck.apkg")
     plan = gather(config)  # nothing here writes into the repo: no lock file, no render cache
     assert len(plan.figures) >= 15
-    package, _ = write_package(plan, collect_media(plan, progress=False))
+    problems = Problems()
+    package, _ = write_package(plan, collect_media(plan, False, problems))
+    assert not problems
     with zipfile.ZipFile(package) as apkg:
         names = set(json.loads(apkg.read("media")).values())
     for name in plan.figures:

@@ -25,6 +25,7 @@ from ankideck import changelog
 from ankideck.pipeline import build
 from ankideck.cli import cli
 from ankideck.config import load_config
+from ankideck.errors import Problems
 from ankideck.parse import parse_text
 from tests.conftest import ROOT, import_package
 
@@ -332,8 +333,9 @@ def test_through_build_py_errors_have_no_traceback(project, monkeypatch):
 
 
 def _card(text: str):
-    cards, problems = parse_text(text, "cards/x.md", "Deck")
-    assert not problems, problems
+    problems = Problems()
+    cards = parse_text(text, "cards/x.md", "Deck", problems)
+    assert not problems, list(problems)
     return cards[0]
 
 

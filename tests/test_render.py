@@ -139,11 +139,13 @@ def test_code_lines_wider_than_a_phone_are_reported(render):
 def test_a_longer_fence_holds_a_shorter_one_and_dollars(tmp_path):
     """One fence grammar for the parser, the math check and the renderer: a ````markdown block that shows a ```
     fence and $$ is code, not an unclosed display formula."""
+    from ankideck.errors import Problems
     from ankideck.parse import parse_file
 
     path = tmp_path / "x.md"
     path.write_text("# card: fences\n## Front\nq\n## Back\n````markdown\n```\n$$\n````\n", "utf-8")
-    cards, problems = parse_file(path, "cards/x.md", "Deck")
-    assert problems == []
+    problems = Problems()
+    cards = parse_file(path, "cards/x.md", "Deck", problems)
+    assert not problems, list(problems)
     html = Renderer().render(cards[0].text("Back")).html
     assert html.count('<div class="codehilite">') == 1 and "```" in html and "$$</code>" in html
