@@ -34,7 +34,7 @@ def _scaled_linear_alpha_bar(beta_1=0.00085, beta_T=0.012, steps=STEPS):
 
 
 def _cosine_alpha_bar(s=0.008, max_beta=0.999, steps=STEPS):
-    """Nichol & Dhariwal 2021: ᾱ_t = f(t)/f(0), f(t) = cos²((t/T + s)/(1 + s) · π/2), with β_t clipped to 0.999."""
+    """Nichol & Dhariwal 2021: ᾱ_t = f(t)/f(0), f(t) = cos²((t/T + s)/(1 + s) · π/2), β_t clipped to 0.999."""
     t = np.arange(steps + 1) / steps
 
     def f(u):
@@ -46,7 +46,7 @@ def _cosine_alpha_bar(s=0.008, max_beta=0.999, steps=STEPS):
 
 
 def noise_schedules(axes, data):
-    """Top: ᾱ_t of the linear, cosine and scaled-linear schedules (T = 1000). Bottom: log SNR = log ᾱ/(1 − ᾱ)."""
+    """Top: ᾱ_t of the linear, cosine and scaled-linear schedules (T = 1000). Bottom: log SNR = log ᾱ/(1-ᾱ)."""
     alpha_ax, snr_ax = axes
     fraction = np.arange(1, STEPS + 1) / STEPS
     schedules = {
@@ -109,8 +109,9 @@ def forward_process(ax, data):
         ax.scatter(xt[inside, 0] + dx, xt[inside, 1] + dy, s=5, c=colors[inside], linewidths=0)
         ax.text(dx, dy + half + 0.2, f"{label}:  $\\bar\\alpha_t = {_short(alpha_bar[t])}$", ha="center",
                 va="bottom", fontsize=10.5)
-    ax.text(step_x / 2, -half - step_y - 0.35, "$x_t = \\sqrt{\\bar\\alpha_t}\\,x_0 + \\sqrt{1-\\bar\\alpha_t}\\,\\epsilon$"
-            "  (DDPM linear $\\beta_t$, same $\\epsilon$)", ha="center", va="top", fontsize=10.5)
+    caption = ("$x_t = \\sqrt{\\bar\\alpha_t}\\,x_0 + \\sqrt{1-\\bar\\alpha_t}\\,\\epsilon$"
+               "  (DDPM linear $\\beta_t$, same $\\epsilon$)")
+    ax.text(step_x / 2, -half - step_y - 0.35, caption, ha="center", va="top", fontsize=10.5)
 
 
 def _frame(x, y, size):
