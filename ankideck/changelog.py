@@ -130,14 +130,14 @@ def resolve(top: Path, ref: str) -> str:
 
 @dataclass
 class Snapshot:
-    cards: dict[str, object]          # id -> parse.Card, as the sources at the ref had it
+    cards: dict[str, object]          # id -> parse.NoteSource, as the sources at the ref had it
     lock: dict[str, str] | None       # id -> content hash of the live notes in the lock file; None: no lock file
 
 
 def snapshot(config: Config, info: DeckInfo, top: Path, commit: str) -> Snapshot:
     """The cards folder at ``commit``, parsed with the engine's parser, and its lock file."""
     from . import lockfile
-    from .sources import load_cards
+    from .sources import load_sources
     from .config import load_deck_info
     from .errors import Problems
 
@@ -164,7 +164,7 @@ def snapshot(config: Config, info: DeckInfo, top: Path, commit: str) -> Snapshot
         then_info = load_deck_info(then, info_problems)
         if info_problems:
             then_info = info
-        cards = load_cards(then, then_info, Problems())  # a card with problems then is still the card it was
+        cards = load_sources(then, then_info, Problems())  # a card with problems then is still the card it was
         lock_state = lockfile.load(then.cards_dir / LOCK_FILE, LOCK_FILE, Problems())
     lock = ({card_id: entry["hash"] for card_id, entry in lock_state.notes.items() if not entry.get("removed")}
             if lock_state.exists else None)
@@ -221,10 +221,10 @@ def compare(config: Config, since: str | None) -> Report:
     from .pipeline import gather
 
     plan = gather(config)  # the working tree, checked and hashed exactly as a build would
-    current = {note.card.id: note for note in plan.notes}
-    report = Report(since=since or "", notes=len(plan.notes), cards=sum(n.card.card_count for n in plan.notes))
+    current = {note.source.id: note for note in plan.notes}
+    report = Report(since=since or "", notes=len(plan.notes), cards=sum(n.source.card_count for n in plan.notes))
     for note in plan.notes:
-        report.decks[note.card.deck] = report.decks.get(note.card.deck, 0) + 1
+        report.decks[note.source.deck] = report.decks.get(note.source.deck, 0) + 1
     if since is None:
         report.initial = True
         return report
@@ -240,10 +240,10 @@ def compare(config: Config, since: str | None) -> Report:
     else:                       # no lock file at REF: the card sources
         new = [i for i in current if i not in then.cards]
         changed = [i for i in current if i in then.cards
-                   and _source_text(then.cards[i]) != _source_text(current[i].card)]
+                   and _source_text(then.cards[i]) != _source_text(current[i].source)]
         removed = [i for i in then.cards if i not in current]
-    report.new = [Entry(i, current[i].card.deck, front_text(current[i].card)) for i in sorted(new)]
-    report.changed = [Entry(i, current[i].card.deck, front_text(current[i].card)) for i in sorted(changed)]
+    report.new = [Entry(i, current[i].source.deck, front_text(current[i].source)) for i in sorted(new)]
+    report.changed = [Entry(i, current[i].source.deck, front_text(current[i].source)) for i in sorted(changed)]
     report.removed = [Entry(i, then.cards[i].deck, front_text(then.cards[i])) if i in then.cards
                       else Entry(i, f"(no card source at {report.since})", "") for i in sorted(removed)]
     return report

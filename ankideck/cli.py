@@ -114,7 +114,7 @@ def check(cards: Path | None, render: bool, files: tuple[str, ...]) -> None:
     plan = _run(lambda: gather(config, only=files))
     if render:
         _render_check(config, files)
-    click.echo(f"OK: {len(plan.notes)} notes in {len({n.card.path for n in plan.notes})} files, "
+    click.echo(f"OK: {len(plan.notes)} notes in {len({n.source.path for n in plan.notes})} files, "
                f"{len(plan.figures)} figures; no problems.")
     for notice in plan.notices:  # what a build would do that the user must know about
         click.echo(notice, err=True)

@@ -19,15 +19,16 @@ from pathlib import Path
 
 from .config import Config, DeckInfo
 from .errors import Problem, Problems
-from .parse import MAX_CARD_CHARS, Card, Section, card_size, decode, parse_text
-from .render import Rendered
+from .parse import MAX_CARD_CHARS, NoteSource, Section, card_size, decode, parse_text
+from .rendered import Rendered
 from .sources import card_files, default_deck
 
 CACHE_FILE = "compiled.json"
 FORMAT = 1
+HTML_LIBRARIES = ("markdown", "pymdown-extensions", "pygments", "nh3")  # what shapes the HTML besides this package
 PARALLEL_BYTES = 200_000   # below this much Markdown to compile, worker start-up costs more than it saves
 
-FileResult = tuple[list[Card], list[Problem], list[dict]]  # cards, problems, per card {section: Rendered}
+FileResult = tuple[list[NoteSource], list[Problem], list[dict]]  # cards, problems, per card {section: Rendered}
 
 
 # --- one file ------------------------------------------------------------------------------------------------------
@@ -48,7 +49,7 @@ def compile_file(job: tuple[str, str, bytes]) -> FileResult:
         return [], problems.items, []
     cards = parse_text(text, where, deck, problems)
     if _renderer is None:
-        from .markdown_extensions import Renderer
+        from .render import Renderer
         _renderer = Renderer()  # built once per process: building the converter is the expensive part
     from .cloze import cloze_problems
     from .sanitize import sanitize
@@ -101,7 +102,7 @@ class CompileCache:
 
 
 def compile_sources(config: Config, info: DeckInfo, cache: CompileCache,
-                    problems: Problems) -> tuple[list[Card], dict[tuple[str, str, int], dict[str, Rendered]]]:
+                    problems: Problems) -> tuple[list[NoteSource], dict[tuple[str, str, int], dict[str, Rendered]]]:
     """Every card file, parsed and rendered, reusing the cache for files whose bytes have not changed.
 
     Returns (cards, {(id, path, line): {section: Rendered}}).
@@ -139,20 +140,22 @@ def compile_sources(config: Config, info: DeckInfo, cache: CompileCache,
 
 @lru_cache(maxsize=None)
 def engine_version() -> str:
-    from .render import renderer_version
-    from .sanitize import nh3_version
+    """Everything compiled HTML depends on besides a file's bytes: this package's source and the libraries'
+    versions. Salts every cache key, so an edit to the engine (or an upgrade) is never answered from the cache."""
+    from importlib import metadata
 
     digest = hashlib.sha256()
     for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return f"{renderer_version()};nh3={nh3_version()};engine={digest.hexdigest()[:20]}"
+    libraries = ",".join(f"{name}={metadata.version(name)}" for name in HTML_LIBRARIES)
+    return f"{libraries};engine={digest.hexdigest()[:20]}"
 
 
 # --- reading the cache back, strictly ------------------------------------------------------------------------------
 
-def _card(raw) -> Card:
+def _card(raw) -> NoteSource:
     id_, kind, path, line, deck, tags, guide, sections = raw
-    card = Card(_str(id_), _str(kind), _str(path), _int(line), _str(deck), tuple(_str(t) for t in _list(tags)),
+    card = NoteSource(_str(id_), _str(kind), _str(path), _int(line), _str(deck), tuple(_str(t) for t in _list(tags)),
                 None if guide is None else _str(guide))
     card.sections = {_str(name): Section(_str(text), _int(at)) for name, (text, at) in _dict(sections).items()}
     return card

@@ -137,14 +137,14 @@ def advance(lock: dict[str, dict], notes: list, now: int) -> tuple[dict[str, dic
     new_lock: dict[str, dict] = {}
     new, changed = [], []
     for note in notes:
-        previous = lock.get(note.card.id)
+        previous = lock.get(note.source.id)
         live = previous is not None and not previous.get("removed")
         if live and previous["hash"] == note.content_hash:
             note.mod = previous["mod"]
         else:
             note.mod = next_mod(previous, now)
-            (changed if live else new).append(note.card.id)
-        new_lock[note.card.id] = {"hash": note.content_hash, "kind": note.card.kind, "mod": note.mod}
+            (changed if live else new).append(note.source.id)
+        new_lock[note.source.id] = {"hash": note.content_hash, "kind": note.source.kind, "mod": note.mod}
     # Removed cards stay in the lock as tombstones: their notes stay in Anki, so their ids are never reused.
     removed = sorted(k for k, v in lock.items() if k not in new_lock and not v.get("removed"))
     for card_id, entry in lock.items():
@@ -218,16 +218,16 @@ def lock_from_package(notes: list, package: dict[str, PackageNote], problems: Pr
 
     lock: dict[str, dict] = {}
     for note in notes:
-        previous = package.get(note.card.id)
+        previous = package.get(note.source.id)
         if previous is None:
             continue
-        if previous.kind != note.card.kind:
-            problems.append(Problem(note.card.path, note.card.line, (
-                f"card '{note.card.id}' was a {previous.kind} note and is now a {note.card.kind} note; Anki cannot "
+        if previous.kind != note.source.kind:
+            problems.append(Problem(note.source.path, note.source.line, (
+                f"card '{note.source.id}' was a {previous.kind} note and is now a {note.source.kind} note; Anki cannot "
                 "change a note's type on re-import, so give it a new id (the old note stays in Anki)")))
-        names = BASIC_FIELDS if note.card.kind == "basic" else CLOZE_FIELDS
+        names = BASIC_FIELDS if note.source.kind == "basic" else CLOZE_FIELDS
         same = previous.fields == [note.fields.get(name, "") for name in names] and previous.tags == sorted(note.tags)
-        lock[note.card.id] = {"hash": note.content_hash if same else "", "kind": previous.kind, "mod": previous.mod}
+        lock[note.source.id] = {"hash": note.content_hash if same else "", "kind": previous.kind, "mod": previous.mod}
     for card_id, previous in package.items():
         lock.setdefault(card_id, {"hash": "", "kind": previous.kind, "mod": previous.mod})
     return lock

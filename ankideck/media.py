@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .config import Config
 from .errors import Problem, Problems
-from .parse import Card
+from .parse import NoteSource
 
 # Media a card may embed, recognised by their first bytes (never by the name): an SVG can carry script.
 IMAGE_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"))
@@ -30,7 +30,7 @@ class MediaResolver:
         self.figures: set[str] = set()
         self._figure_names: dict[tuple[str, str], str] = {}
 
-    def placeholder(self, card: Card, refs: list[str], match) -> str:
+    def placeholder(self, card: NoteSource, refs: list[str], match) -> str:
         index = int(match.group(1))
         if index >= len(refs):  # the text itself says "ankideck-media:N"
             self.problems.append(Problem(card.path, card.line_of(match.group(0)),
@@ -38,14 +38,14 @@ class MediaResolver:
             return ""
         return self.resolve(card, refs[index])
 
-    def resolve(self, card: Card, ref: str) -> str:
+    def resolve(self, card: NoteSource, ref: str) -> str:
         kind, _, target = ref.partition(":")
         if kind == "fig":
             name, _, variant = target.rpartition(":")
             return self._figure(card, name, variant)
         return self._file(card, target)
 
-    def _figure(self, card: Card, name: str, variant: str) -> str:
+    def _figure(self, card: NoteSource, name: str, variant: str) -> str:
         if name not in self.registry:
             known = ", ".join(sorted(self.registry)) or "none registered"
             self.problems.append(Problem(card.path, card.line_of(f"fig:{name}"),
@@ -61,7 +61,7 @@ class MediaResolver:
         self.figures.add(name)
         return self._figure_names[name, variant]
 
-    def _file(self, card: Card, target: str) -> str:
+    def _file(self, card: NoteSource, target: str) -> str:
         root = self.config.root
         resolved = ((root / card.path).parent / target).resolve()
         line = card.line_of(target)
@@ -101,7 +101,7 @@ def image_type(head: bytes) -> str | None:
 
 def figure_media_name(config: Config, registry: dict, name: str, variant: str) -> str:
     """Named by the hash of everything the image is made from (rendering is deterministic), known before rendering."""
-    from .figures import figure_key
+    from .drawing import figure_key
 
     return f"fig-{name}-{variant}-{figure_key(config.figures_dir.parent, name, registry[name], variant)[:12]}.png"
 
@@ -119,7 +119,7 @@ def load_figure_registry(config: Config, problems: Problems) -> dict:
     """The project's figure registry (empty without one, or when loading it failed: a problem)."""
     if not (config.figures_dir / "__init__.py").is_file():
         return {}
-    from .figures import load_registry
+    from .drawing import load_registry
 
     try:
         return load_registry(config.figures_dir.parent, config.figures_dir.name)
@@ -138,7 +138,7 @@ def collect_media(plan, progress: bool, problems: Problems) -> dict[str, Path]:
     A plot function that fails is a problem at its line (the figures it would have drawn are then missing)."""
     media: dict[str, Path] = dict(plan.files)
     if plan.figures:
-        from .figures import ensure_rendered, load_registry
+        from .drawing import ensure_rendered, load_registry
 
         config = plan.config
         try:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import genanki
 
-from .figures import DARK_BACKGROUND, LIGHT_BACKGROUND
+from .theme import DARK_BACKGROUND, LIGHT_BACKGROUND, NIGHT_CLASSES, figure_class, night
 
 BASIC_MODEL_ID = 1607392319        # never change
 CLOZE_MODEL_ID = 1607392320        # never change
@@ -41,9 +41,22 @@ CLOZE_TEMPLATE = {
 
 LIGHT_CODE_STYLE = "default"
 DARK_CODE_STYLE = "github-dark"
-NIGHT = (".nightMode", ".night_mode")  # desktop/AnkiMobile, AnkiDroid
 
-BASE_CSS = """
+
+
+def _with_theme(css: str) -> str:
+    """The @NAME@ markers in ``css`` replaced by the theme's colours, night-mode selectors and figure classes."""
+    for marker, value in {
+        "@LIGHT@": LIGHT_BACKGROUND, "@DARK@": DARK_BACKGROUND, "@FIG_DARK@": figure_class("dark"),
+        "@NIGHT_CARD@": night(".card.{night}", ".{night} .card"), "@NIGHT_HTML@": night("html.{night}"),
+        "@NIGHT_FIG_LIGHT@": night(".{night} ." + figure_class("light")),
+        "@NIGHT_FIG_DARK@": night(".{night} ." + figure_class("dark")),
+    }.items():
+        css = css.replace(marker, value)
+    return css
+
+
+BASE_CSS = _with_theme("""
 /* Mobile first: written for a 390 px phone. Nothing is wider than the card: formulas and code are written to fit
    (the render check measures them); a box scrolls sideways only on screens narrower than the check's. */
 html, body { margin: 0; padding: 0; }
@@ -57,14 +70,14 @@ html, body { margin: 0; padding: 0; }
   /* Paint the whole screen: AnkiDroid's page around a short card can be black in night mode. */
   min-height: 100vh; box-sizing: border-box;
 }
-.card.nightMode, .card.night_mode, .nightMode .card, .night_mode .card {
+@NIGHT_CARD@ {
   /* --bg is the dark figures' background, so images blend into the card. */
   --fg: #e6edf3; --bg: @DARK@; --muted: #a0a7b0; --accent: #79b8ff; --cloze: #79b8ff;
   --box: #232427; --border: #4a4f57;
 }
 /* The page behind the card (past its edges, or under overscroll) matches it too. Anki reads a name with an
    underscore inside parentheses as a media file, so the :has() test matches both night classes by "night". */
-html:has(> body[class*="night"]), html.nightMode, html.night_mode { background: @DARK@; }
+html:has(> body[class*="night"]), @NIGHT_HTML@ { background: @DARK@; }
 .front, .text { font-size: 1.05em; }
 hr#answer { border: 0; border-top: 1px solid var(--border); margin: 14px 0; }
 .cloze { font-weight: 700; color: var(--cloze); }
@@ -83,9 +96,9 @@ div.arithmatex, span.arithmatex.display { display: block; margin: 0.5em 0; }
 mjx-assistive-mml { max-width: 100%; }
 img { max-width: 100%; height: auto; }
 .figure { display: block; margin: 0.6em 0; text-align: center; }
-.fig-dark { display: none; }
-.nightMode .fig-light, .night_mode .fig-light { display: none; }
-.nightMode .fig-dark, .night_mode .fig-dark { display: inline; }
+.@FIG_DARK@ { display: none; }
+@NIGHT_FIG_LIGHT@ { display: none; }
+@NIGHT_FIG_DARK@ { display: inline; }
 table { display: block; max-width: 100%; overflow-x: auto; border-collapse: collapse; margin: 0.6em 0;
   font-size: 0.9em; }
 th, td { border: 1px solid var(--border); padding: 4px 6px; }
@@ -99,7 +112,7 @@ ul, ol { padding-left: 1.4em; }
 @media (max-width: 380px) { .codehilite code { font-size: 12px; } }
 @media (max-width: 340px) { .codehilite pre { white-space: pre-wrap; overflow-wrap: anywhere; } }
 @media (min-width: 700px) { .card { max-width: 760px; margin: 0 auto; font-size: 20px; } }
-""".replace("@LIGHT@", LIGHT_BACKGROUND).replace("@DARK@", DARK_BACKGROUND)
+""")
 
 
 def stylesheet(cache_dir: Path | None = None) -> str:
@@ -125,7 +138,7 @@ def _code_stylesheet() -> str:
 
     # Token colours only: the boxes' backgrounds and text colour come from the palette variables.
     light = HtmlFormatter(style=LIGHT_CODE_STYLE).get_token_style_defs(".codehilite")
-    dark = HtmlFormatter(style=DARK_CODE_STYLE).get_token_style_defs([f"{night} .codehilite" for night in NIGHT])
+    dark = HtmlFormatter(style=DARK_CODE_STYLE).get_token_style_defs([f".{name} .codehilite" for name in NIGHT_CLASSES])
     return "\n".join(["/* code, light */", *light, "/* code, night mode */", *dark, ""])
 
 

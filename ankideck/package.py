@@ -58,13 +58,13 @@ def write_package(plan, media: dict[str, Path], target: Path | None = None) -> t
     decks: dict[str, genanki.Deck] = {root: genanki.Deck(deck_id(root), root, description=deck_description(
         plan.info.description, max((note.mod for note in plan.notes), default=0)))}
     for note in plan.notes:
-        deck_name = note.card.deck
+        deck_name = note.source.deck
         if deck_name not in decks:
             decks[deck_name] = genanki.Deck(deck_id(deck_name), deck_name)
-        model, names = models[note.card.kind]
+        model, names = models[note.source.kind]
         decks[deck_name].add_note(TimedNote(
             note.mod, model=model, fields=[note.fields.get(name, "") for name in names], tags=note.tags,
-            guid=genanki.guid_for(namespace, note.card.id),
+            guid=genanki.guid_for(namespace, note.source.id),
         ))
     out = plan.config.out
     package = genanki.Package(list(decks.values()))

@@ -1,4 +1,4 @@
-"""Card sources -> Card records. Pure text work: no Markdown rendering, no file writes.
+"""Card files -> NoteSource records (one per note). Pure text work: no Markdown rendering, no file writes.
 
 Grammar (see docs/card-format.md): optional YAML front matter; then cards, each starting with ``# card: ID`` or
 ``# cloze: ID`` outside code fences, an optional block of ``key: value`` metadata lines, and ``## Front`` /
@@ -46,7 +46,9 @@ class Section:
 
 
 @dataclass
-class Card:
+class NoteSource:
+    """One ``# card:`` or ``# cloze:`` block of a card file: the source of one Anki note (of one or more cards)."""
+
     id: str
     kind: str                 # "basic" or "cloze"
     path: str                 # source file, relative to the project root
@@ -57,7 +59,7 @@ class Card:
     sections: dict[str, Section] = field(default_factory=dict)
 
     @property
-    def source(self) -> str:
+    def location(self) -> str:
         return f"{self.path}:{self.line}"
 
     @property
@@ -117,7 +119,7 @@ def control_problems(text: str, where: str, problems: Problems) -> bool:
     return last_line != 0
 
 
-def parse_text(text: str, where: str, default_deck: str, problems: Problems) -> list[Card]:
+def parse_text(text: str, where: str, default_deck: str, problems: Problems) -> list[NoteSource]:
     """Parse one card file. ``where`` is its path for messages; ``default_deck`` applies without front matter."""
     lines = text.splitlines()
 
@@ -132,15 +134,15 @@ def parse_text(text: str, where: str, default_deck: str, problems: Problems) -> 
     file_tags = _tags(meta.get("tags"), 1, problem)
     file_guide = meta.get("guide")
 
-    cards: list[Card] = []
-    card: Card | None = None
+    cards: list[NoteSource] = []
+    card: NoteSource | None = None
     section_name: str | None = None
     section_lines: list[str] = []
     section_start = 0
     in_meta = False
     meta_lines: list[tuple[int, str]] = []
     fence: tuple[str, int] | None = None  # (fence marker, line it opened on)
-    stray_text_card: Card | None = None
+    stray_text_card: NoteSource | None = None
 
     def close_section() -> None:
         if card is not None and section_name is not None:
@@ -188,7 +190,7 @@ def parse_text(text: str, where: str, default_deck: str, problems: Problems) -> 
                 problem(number, f"missing card id after '# {header.group(1)}:'")
             elif not ID_RE.match(card_id):
                 problem(number, f"bad card id {card_id!r}: use letters, digits, '.', '_' and '-'")
-            card = Card(card_id, kind, where, number, deck, file_tags,
+            card = NoteSource(card_id, kind, where, number, deck, file_tags,
                         str(file_guide) if file_guide is not None else None)
             cards.append(card)
             section_name = "Text" if kind == "cloze" else None
@@ -249,7 +251,7 @@ def parse_text(text: str, where: str, default_deck: str, problems: Problems) -> 
     return cards
 
 
-def parse_file(path: Path, where: str, default_deck: str, problems: Problems) -> list[Card]:
+def parse_file(path: Path, where: str, default_deck: str, problems: Problems) -> list[NoteSource]:
     text = decode(path.read_bytes(), where, problems)
     if text is None:
         return []
@@ -283,7 +285,7 @@ def _front_matter(lines: list[str], where: str, problems: Problems) -> tuple[dic
     return meta, end + 1
 
 
-def _card_meta(card: Card, meta_lines: list[tuple[int, str]], where: str, problems: Problems, file_guide) -> None:
+def _card_meta(card: NoteSource, meta_lines: list[tuple[int, str]], where: str, problems: Problems, file_guide) -> None:
     def problem(line: int, message: str) -> None:
         problems.add(where, line, message)
 
@@ -321,11 +323,11 @@ def _tags(value, line: int, problem) -> tuple[str, ...]:
 NEW_PLACEHOLDERS = frozenset({"...", "{{c1::...}}"})
 
 
-def card_size(card: Card) -> int:
+def card_size(card: NoteSource) -> int:
     return sum(len(section.text) for section in card.sections.values())
 
 
-def _check_card(card: Card, problem) -> None:
+def _check_card(card: NoteSource, problem) -> None:
     size = card_size(card)
     if size > MAX_CARD_CHARS:
         problem(card.line, f"card '{card.id}' is {size:,} characters long; the limit is {MAX_CARD_CHARS:,} "

@@ -21,8 +21,8 @@ from .config import Config, DeckInfo, load_deck_info
 from .errors import Problem, Problems
 from .lockfile import Changes
 from .media import MediaResolver, collect_media, load_figure_registry
-from .parse import Card
-from .render import PLACEHOLDER_RE, Rendered
+from .parse import NoteSource
+from .rendered import PLACEHOLDER_RE, Rendered
 from .sources import check_folder, cross_file_problems, source_problems
 
 BUILD_LOCK = "build.lock"  # in the cache folder: one build at a time writes a project
@@ -30,7 +30,7 @@ BUILD_LOCK = "build.lock"  # in the cache folder: one build at a time writes a p
 
 @dataclass
 class Note:
-    card: Card
+    source: NoteSource            # the card text this note is made from
     fields: dict[str, str]        # field name -> HTML, in the note type's order
     tags: list[str]
     content_hash: str             # what decides whether the note changed (fields other than Source, and tags)
@@ -106,7 +106,7 @@ def gather(config: Config, now: int | None = None, new_namespace: bool = False, 
                 {name: path for path, name in media.files.items()}, notices)
 
 
-def _note(card: Card, sections: dict[str, Rendered], info: DeckInfo, media: MediaResolver,
+def _note(card: NoteSource, sections: dict[str, Rendered], info: DeckInfo, media: MediaResolver,
           problems: Problems) -> Note:
     """A card's note: its rendered sections with media resolved, the Guide, Source and Id fields, its content hash."""
     fields: dict[str, str] = {}
@@ -128,7 +128,7 @@ def _note(card: Card, sections: dict[str, Rendered], info: DeckInfo, media: Medi
 
 def _check_kinds(notes: list[Note], lock: dict[str, dict], problems: Problems) -> None:
     for note in notes:
-        card = note.card
+        card = note.source
         previous_kind = lock.get(card.id, {}).get("kind")
         if previous_kind and previous_kind != card.kind:
             problems.add(card.path, card.line, (
@@ -145,7 +145,7 @@ def _only(only: tuple[str, ...], notes: list[Note], problems: Problems,
     if elsewhere:
         notices.append(f"{len(elsewhere)} problem{'s' * (len(elsewhere) != 1)} in other files not shown "
                        "(run check without --file to see them)")
-    return ([note for note in notes if selected(note.card.path)],
+    return ([note for note in notes if selected(note.source.path)],
             Problems(problem for problem in problems if selected(problem.path)))
 
 
@@ -182,7 +182,7 @@ def build(config: Config, now: int | None = None, progress: bool = True, new_nam
             if cache.dirty:
                 staged.add(cache_path, cache.dumps())
             staged.commit()
-    card_count = sum(note.card.card_count for note in plan.notes)
+    card_count = sum(note.source.card_count for note in plan.notes)
     return Result(plan, config.out, len(media), card_count, time.perf_counter() - started)
 
 

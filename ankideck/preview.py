@@ -30,6 +30,7 @@ from . import cloze as cloze_grammar
 from .config import Config
 from .errors import BuildError, Problem, Problems
 from .models import BASIC_FIELDS, BASIC_TEMPLATE, CLOZE_FIELDS, CLOZE_TEMPLATE, stylesheet
+from .theme import NIGHT_CLASSES
 
 ASSETS = Path(__file__).with_name("preview_assets")
 MATHJAX_SCRIPT = "tex-chtml-full.js"                       # what Anki loads (desktop and AnkiDroid)
@@ -170,9 +171,9 @@ class CardView:
 
 
 def card_views(note: Note) -> list[CardView]:
-    basic = note.card.kind == "basic"
+    basic = note.source.kind == "basic"
     template, names = (BASIC_TEMPLATE, BASIC_FIELDS) if basic else (CLOZE_TEMPLATE, CLOZE_FIELDS)
-    deck = note.card.deck
+    deck = note.source.deck
     fields = {name: note.fields.get(name, "") for name in names}
     fields.update(Tags=" ".join(note.tags), Deck=deck, Subdeck=deck.rpartition("::")[2], Card=template["name"])
     views = []
@@ -203,7 +204,7 @@ def write_preview(config: Config, out_dir: Path | None = None, shots: bool | tup
         if shots is True:
             chosen = _shot_cards(views)
         else:
-            by_id = {view.note.card.id: view for view in reversed(views)}   # the first card of each note
+            by_id = {view.note.source.id: view for view in reversed(views)}   # the first card of each note
             unknown = [card_id for card_id in shots if card_id not in by_id]
             if unknown:
                 raise BuildError([Problem(config.rel(config.cards_dir), 0, f"no card '{card_id}' to screenshot")
@@ -230,7 +231,7 @@ def write_plan_preview(plan, out_dir: Path | None = None, progress: bool = False
         shutil.copytree(mathjax / MATHJAX_FONTS, staging / "mathjax" / MATHJAX_FONTS)
         for asset in ("preview.css", "preview.js"):
             _copy(ASSETS / asset, staging / "assets" / asset)
-        for source in sorted({note.card.path for note in plan.notes}):
+        for source in sorted({note.source.path for note in plan.notes}):
             target = staging / _source_page(source)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(_source_html(source, (config.root / source).read_text("utf-8")), "utf-8")
@@ -300,7 +301,7 @@ def _note_html(note: Note, views: list[CardView], sides: list[str], media: set[s
     """A note's header and the frames of its cards' sides; each side's HTML is appended to ``sides``, and its frame
     refers to it by index (preview.js parses it into the frame's shadow root)."""
     e = html.escape
-    card = note.card
+    card = note.source
     frames = []
     for view in views:
         label = f"Card {view.ordinal}" if card.kind == "cloze" else "Card"
@@ -318,7 +319,7 @@ def _note_html(note: Note, views: list[CardView], sides: list[str], media: set[s
             f'data-tags="{e(json.dumps(note.tags, ensure_ascii=False))}">'
             f'<header class="note-head"><a class="note-id" href="#{e(quote(anchor))}">{e(card.id)}</a>'
             f'<span class="kind">{e(card.kind)}</span><span class="deck">{e(card.deck)}</span>'
-            f'<a class="source" href="{e(source_href)}">{e(card.source)}</a>'
+            f'<a class="source" href="{e(source_href)}">{e(card.location)}</a>'
             f'<span class="tags">{tags}</span><span class="problems" hidden></span></header>'
             f'{"".join(frames)}</article>')
 
@@ -327,10 +328,10 @@ def _index_html(deck_name: str, notes: list[Note], views: list[CardView], media:
     e = html.escape
     views_by_note: dict[str, list[CardView]] = {}
     for view in views:
-        views_by_note.setdefault(view.note.card.id, []).append(view)
+        views_by_note.setdefault(view.note.source.id, []).append(view)
     sides: list[str] = []
-    articles = "\n".join(_note_html(note, views_by_note.get(note.card.id, []), sides, media) for note in notes)
-    decks = sorted({deck for note in notes for deck in _deck_and_parents(note.card.deck)})
+    articles = "\n".join(_note_html(note, views_by_note.get(note.source.id, []), sides, media) for note in notes)
+    decks = sorted({deck for note in notes for deck in _deck_and_parents(note.source.deck)})
     tags = sorted({tag for note in notes for tag in note.tags})
     deck_options = "".join(f'<option value="{e(deck)}">{e(deck)}</option>' for deck in decks)
     tag_options = "".join(f'<option value="{e(tag)}">{e(tag)}</option>' for tag in tags)
@@ -354,7 +355,7 @@ def _index_html(deck_name: str, notes: list[Note], views: list[CardView], media:
 <main id="notes">
 {articles}
 </main>
-<script type="application/json" id="deck-data">{_json_for_script({"css": css, "sides": sides})}</script>
+<script type="application/json" id="deck-data">{_json_for_script({"css": css, "night": NIGHT_CLASSES, "sides": sides})}</script>
 <script src="assets/preview.js"></script>
 <script src="mathjax/{MATHJAX_SCRIPT}" async></script>
 </body>
@@ -465,8 +466,8 @@ def take_screenshots(index: Path, folder: Path, views: list[CardView]) -> list[P
             page.evaluate("document.querySelector('.toolbar').style.display = ''")
             page.set_checked("#night-mode", mode == "night")
             for view in views:
-                box = page.evaluate(SHOT_PAGE_JS, [view.note.card.id, view.ordinal, colour, PHONE["height"]])
-                path = folder / f"{view.note.card.id}-{view.ordinal}-{mode}.png"
+                box = page.evaluate(SHOT_PAGE_JS, [view.note.source.id, view.ordinal, colour, PHONE["height"]])
+                path = folder / f"{view.note.source.id}-{view.ordinal}-{mode}.png"
                 page.screenshot(path=str(path), full_page=True, clip=box)
                 written.append(path)
     return written

@@ -1,107 +1,238 @@
-"""What rendering produces and depends on, without importing the renderer (a warm build never needs it).
+"""Markdown -> field HTML, through Python-Markdown's extension API (imported only when something must render).
 
-The renderer itself, Python-Markdown and its extensions, is in markdown_extensions.py. Rendering is a pure function of the Markdown text and the ``cloze`` flag, so its result can be cached by a hash of
-both. Images are not resolved here: each becomes a placeholder ``ankideck-media:N`` that points into the returned
-list of references (``file:<path as written>`` or ``fig:<name>:<variant>``); the build resolves them later.
+``Renderer.render(text, cloze)`` returns a ``Rendered``: sanitising, media resolution and the cache are the build's.
 """
 from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import metadata
+import xml.etree.ElementTree as etree
+from urllib.parse import unquote
+
+import markdown
+from markdown.extensions import Extension
+from markdown.inlinepatterns import InlineProcessor
+from markdown.preprocessors import Preprocessor
+from markdown.treeprocessors import Treeprocessor
+from markdown.util import AtomicString
 
 from .cloze import DELETION_RE
+from .fences import FENCE_OPEN_RE, closes
+from .highlight import highlight
+from .rendered import PLACEHOLDER, REMOTE_RE, Rendered
+from .theme import VARIANTS, figure_class
+
+# The widest code line that fits a 390 px phone without scrolling: the code box in the Extra is 360 px wide, minus
+# padding and border, at 13 px monospace (0.6 em a column). A wide (CJK) character takes two columns.
+CODE_COLUMNS = 42
+CLOSE_BRACES_RE = re.compile(r"\}(?=\})")   # "}}" inside TeX in a cloze note: written "} }"
 
 
-# Bump when the HTML this module produces changes, so cached renders are thrown away.
-RENDERER_REVISION = 7
+def display_columns(line: str) -> int:
+    """Columns a line of code takes in a monospace font, cloze markers shown as their answer."""
+    import unicodedata
 
-PLACEHOLDER = "ankideck-media:{}"
-PLACEHOLDER_RE = re.compile(r"ankideck-media:(\d+)")
-FIGURE_VARIANTS = ("light", "dark")
-REMOTE_RE = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)
-CLOSE_BRACES_RE = re.compile(r"\}(?=\})")
+    line = DELETION_RE.sub(lambda m: m.group(2), line).expandtabs(4)
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in line)
 
 
-def renderer_version() -> str:
-    """Everything the rendered HTML depends on besides the text: the cache key's salt."""
-    libraries = ",".join(f"{name}={metadata.version(name)}" for name in ("markdown", "pymdown-extensions", "pygments"))
-    return f"ankideck-render-{RENDERER_REVISION};{libraries}"
+class RendererBound:
+    """A processor that reports references and problems to the Renderer that owns it, and reads its cloze flag."""
+
+    def __init__(self, md, renderer: "Renderer"):
+        super().__init__(md)
+        self.renderer = renderer
 
 
-@dataclass
-class Rendered:
-    html: str
-    refs: list[str] = field(default_factory=list)        # what each ankideck-media:N placeholder stands for
-    problems: list[tuple[str, str]] = field(default_factory=list)  # (text to locate in the source, message)
+class FencedCodePreprocessor(RendererBound, Preprocessor):
+    """Fenced code blocks -> highlighted HTML in the stash (before math and inline Markdown can touch them)."""
+
+    def run(self, lines: list[str]) -> list[str]:
+        out: list[str] = []
+        index = 0
+        while index < len(lines):
+            opened = FENCE_OPEN_RE.match(lines[index])
+            if not opened:
+                out.append(lines[index])
+                index += 1
+                continue
+            fence, indent = opened.group("fence"), len(opened.group("indent"))
+            info = opened.group("info").split()
+            language = info[0].lower() if info else ""
+            body: list[str] = []
+            index += 1
+            while index < len(lines):
+                if closes(lines[index], fence):
+                    break
+                body.append(lines[index][indent:] if lines[index][:indent].isspace() else lines[index])
+                index += 1
+            index += 1  # the closing fence (the parser has already reported a missing one)
+            code, known = highlight("\n".join(body), language)
+            if not known:
+                self.renderer.problems.append((opened.group(0).strip(), f"unknown code language '{language}'"))
+            for line in body:
+                if (columns := display_columns(line)) > CODE_COLUMNS:
+                    self.renderer.problems.append((line.strip(), f"code line {columns} columns wide: at most "
+                                                   f"{CODE_COLUMNS} fit a 390 px phone (break it, or put the comment "
+                                                   "on its own line)"))
+            css = f' class="language-{language}"' if language else ""
+            placeholder = self.md.htmlStash.store(f'<div class="codehilite"><pre><code{css}>{code}</code></pre></div>')
+            out.extend(["", placeholder, ""])
+        return out
 
 
-# --- code ---------------------------------------------------------------------------------------------------------
+class ListAfterTextPreprocessor(Preprocessor):
+    """A list right after a line of text is a list, as in CommonMark (and as authors expect).
 
-@lru_cache(maxsize=None)
-def _lexer(language: str):
-    from pygments.lexers import get_lexer_by_name
-    from pygments.util import ClassNotFound
-
-    try:
-        # stripnl/ensurenl off: token offsets must match the text exactly, for the cloze markers.
-        return get_lexer_by_name(language or "text", stripnl=False, ensurenl=False)
-    except ClassNotFound:
-        return None
-
-
-@lru_cache(maxsize=None)
-def _css_class(token_type) -> str:
-    from pygments.token import STANDARD_TYPES
-
-    while token_type not in STANDARD_TYPES:
-        token_type = token_type.parent
-    return STANDARD_TYPES[token_type]
-
-
-def highlight(code: str, language: str) -> tuple[str, bool]:
-    """Highlight ``code`` into ``<span class=..>`` HTML (pygments' class names), keeping cloze markers working.
-
-    Cloze markers are lifted out before lexing and put back between tokens, splitting a token where a marker falls
-    inside it, so every span stays balanced inside a deletion. Returns (html, whether the language is known).
+    Python-Markdown only starts a list after a blank line: without one, ``text\n- a\n- b`` renders as one run-on
+    paragraph with literal " - " markers. A blank line is put before a list item that follows a paragraph line (not
+    inside a list already, not in a block quote). As in CommonMark, an ordered list interrupts a paragraph only when
+    it starts at 1, so "2024. 年" stays prose.
     """
-    lexer = _lexer(language)
-    plain: list[str] = []
-    inserts: dict[int, list[str]] = {}
-    offset = position = 0
-    for match in DELETION_RE.finditer(code):
-        before = code[position:match.start()]
-        plain.append(before)
-        offset += len(before)
-        inserts.setdefault(offset, []).append("{{c%s::" % match.group(1))
-        plain.append(match.group(2))
-        offset += len(match.group(2))
-        hint = match.group(3)
-        inserts.setdefault(offset, []).append(("::" + html.escape(hint, quote=False) if hint else "") + "}}")
-        position = match.end()
-    plain.append(code[position:])
-    text = "".join(plain)
 
-    tokens = lexer.get_tokens(text) if lexer is not None else [(None, text)]
-    out: list[str] = []
-    cuts = sorted(inserts)
-    cut_index = 0
-    start = 0
-    for token_type, value in tokens:
-        css = _css_class(token_type) if token_type is not None else ""
-        end = start + len(value)
-        while value:
-            # Emit markers due at ``start``, then the part of the token up to the next marker.
-            while cut_index < len(cuts) and cuts[cut_index] <= start:
-                out.extend(inserts[cuts[cut_index]])
-                cut_index += 1
-            limit = cuts[cut_index] if cut_index < len(cuts) and cuts[cut_index] < end else end
-            chunk, value = value[:limit - start], value[limit - start:]
-            escaped = html.escape(chunk, quote=False)
-            out.append(f'<span class="{css}">{escaped}</span>' if css else escaped)
-            start = limit
-    for cut in cuts[cut_index:]:
-        out.extend(inserts[cut])
-    return "".join(out), lexer is not None
+    ITEM_RE = re.compile(r"^ {0,3}(?:[-*+]|1\.)[ \t]+\S")
+    QUOTE_RE = re.compile(r"^ {0,3}>")
+
+    def run(self, lines: list[str]) -> list[str]:
+        out: list[str] = []
+        block_is_list = block_is_quote = False   # what the current run of non-blank lines is
+        for line in lines:
+            if not line.strip():
+                block_is_list = block_is_quote = False
+            elif self.ITEM_RE.match(line):
+                if out and out[-1].strip() and not (block_is_list or block_is_quote):
+                    out.append("")
+                block_is_list = True
+            elif not (out and out[-1].strip()):
+                block_is_quote = bool(self.QUOTE_RE.match(line))
+            out.append(line)
+        return out
+
+
+# --- math ---------------------------------------------------------------------------------------------------------
+
+class DisplayMathPreprocessor(RendererBound, Preprocessor):
+    """``$$`` blocks -> ``\\[...\\]`` in the stash, whether or not blank lines surround them.
+
+    Python-Markdown's block parser only sees blocks between blank lines, so two display formulas on consecutive
+    lines, or one glued to a paragraph, would otherwise merge into one broken formula.
+    """
+
+    def run(self, lines: list[str]) -> list[str]:
+        out: list[str] = []
+        index = 0
+        while index < len(lines):
+            stripped = lines[index].strip()
+            one_line = stripped.startswith("$$") and stripped.endswith("$$") and stripped.count("$$") == 2 \
+                and len(stripped) > 4
+            opener = stripped.startswith("$$") and "$$" not in stripped[2:]
+            if lines[index].startswith("    ") or not (one_line or opener):
+                out.append(lines[index])  # not a display block: prose, or $$..$$ inside a line (inline pattern)
+                index += 1
+                continue
+            end = index
+            if opener:
+                end = next((i for i in range(index + 1, len(lines)) if lines[i].rstrip().endswith("$$")), None)
+                if end is None:  # never closed: the parser reports it; leave the text as it is
+                    return out + lines[index:]
+            tex = "\n".join([stripped[2:], *lines[index + 1:end + 1]] if end > index else [stripped[2:]])
+            tex = tex.rstrip()[:-2].strip()
+            if self.renderer.cloze:
+                tex = CLOSE_BRACES_RE.sub("} ", tex)
+            block = f'<div class="arithmatex">\\[{html.escape(tex, quote=False)}\\]</div>'
+            out.extend(["", self.md.htmlStash.store(block), ""])
+            index = end + 1
+        return out
+
+
+class InlineDisplayMathProcessor(InlineProcessor):
+    """``$$...$$`` in the middle of a line: display math, as ``\\[...\\]`` (arithmatex only knows it as a block)."""
+
+    def handleMatch(self, m, data):
+        element = etree.Element("span", {"class": "arithmatex display"})
+        element.text = AtomicString("\\[" + m.group(1) + "\\]")
+        return element, m.start(0), m.end(0)
+
+
+class ClozeSafeMathTreeprocessor(RendererBound, Treeprocessor):
+    """In cloze notes, ``}}`` inside TeX would end the deletion early: Anki's manual says to write ``} }``."""
+
+    def run(self, root):
+        if not self.renderer.cloze:
+            return
+        for element in root.iter():
+            if "arithmatex" in element.get("class", "").split() and element.text:
+                element.text = AtomicString(CLOSE_BRACES_RE.sub("} ", element.text))
+
+
+# --- images -------------------------------------------------------------------------------------------------------
+
+class ImageTreeprocessor(RendererBound, Treeprocessor):
+    """Images -> placeholders the build resolves; a figure becomes a light and a dark image, CSS shows one."""
+
+    def run(self, root):
+        for parent in list(root.iter()):
+            for index, image in enumerate(list(parent)):
+                if image.tag != "img":
+                    continue
+                src = unquote(image.get("src", ""))
+                if src.startswith("fig:"):
+                    parent.remove(image)
+                    parent.insert(index, self._figure(src[4:], image))
+                elif REMOTE_RE.match(src) or not src:
+                    self.renderer.problems.append(
+                        (src, f"image '{src}' must be a file in the project or a figure name like 'fig:NAME'"))
+                else:
+                    image.set("src", self.renderer.ref(f"file:{src}"))
+
+    def _figure(self, name: str, image: etree.Element) -> etree.Element:
+        wrapper = etree.Element("span", {"class": "figure"})
+        wrapper.tail = image.tail
+        for variant in VARIANTS:
+            etree.SubElement(wrapper, "img", {
+                "src": self.renderer.ref(f"fig:{name}:{variant}"),
+                "alt": image.get("alt", ""),
+                "class": figure_class(variant),
+            })
+        return wrapper
+
+
+class CardExtension(Extension):
+    def __init__(self, renderer: "Renderer"):
+        super().__init__()
+        self.renderer = renderer
+
+    def extendMarkdown(self, md):
+        md.preprocessors.register(FencedCodePreprocessor(md, self.renderer), "ankideck-fenced-code", 30)
+        md.preprocessors.register(DisplayMathPreprocessor(md, self.renderer), "ankideck-display-math", 29)
+        md.preprocessors.register(ListAfterTextPreprocessor(md), "ankideck-list-after-text", 28)
+        md.inlinePatterns.register(
+            InlineDisplayMathProcessor(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$", md), "ankideck-inline-display-math", 189.95)
+        # After the inline patterns (priority 20) have produced the math and image elements.
+        md.treeprocessors.register(ClozeSafeMathTreeprocessor(md, self.renderer), "ankideck-cloze-math", 5)
+        md.treeprocessors.register(ImageTreeprocessor(md, self.renderer), "ankideck-images", 4)
+
+
+class Renderer:
+    """One Markdown converter, built once and reset between texts (building it is the expensive part)."""
+
+    def __init__(self):
+        self.cloze = False
+        self.refs: list[str] = []
+        self.problems: list[tuple[str, str]] = []
+        self.md = markdown.Markdown(
+            extensions=["tables", "sane_lists", "pymdownx.arithmatex", CardExtension(self)],
+            extension_configs={"pymdownx.arithmatex": {
+                # $$ blocks are ours (DisplayMathPreprocessor); arithmatex keeps \\[..\\], \\begin{..} and inline.
+                "generic": True, "smart_dollar": True, "block_syntax": ["square", "begin"]}},
+            output_format="html",
+        )
+
+    def ref(self, target: str) -> str:
+        self.refs.append(target)
+        return PLACEHOLDER.format(len(self.refs) - 1)
+
+    def render(self, text: str, cloze: bool = False) -> Rendered:
+        self.cloze, self.refs, self.problems = cloze, [], []
+        body = self.md.reset().convert(text)
+        return Rendered(body, self.refs, self.problems)

@@ -20,13 +20,14 @@ from .config import Config
 from .errors import Problem
 from .pipeline import gather
 from .preview import ASSETS, PHONE, open_preview, write_plan_preview
+from .theme import DARK_BACKGROUND, MODE_VARIANT, NIGHT_CLASSES, figure_class
 
 CHECK_JS = (ASSETS / "check.js").read_text("utf-8")
 MODES = ("light", "night")
 MAX_SCREENS = 2          # no answer side (Extra closed) may be taller than this many screens
 MEDIAN_SCREENS = 1       # and the median answer side fits one
-# Pages a night-mode card may sit on: AnkiDroid's black, Anki desktop's #2f2f31 (the card's own colour).
-NIGHT_PAGES = ("#000000", "#2f2f31")
+# Pages a night-mode card may sit on: AnkiDroid's black, Anki desktop's (the card's own colour).
+NIGHT_PAGES = ("#000000", DARK_BACKGROUND)
 
 
 @dataclass
@@ -65,7 +66,7 @@ def check_rendering(config: Config, progress: bool = False, files: tuple[str, ..
         with open_preview(index, page_errors) as page:
             for mode in MODES:
                 page.set_checked("#night-mode", mode == "night")
-                result = page.evaluate(CHECK_JS, mode)
+                result = page.evaluate(CHECK_JS, figure_class(MODE_VARIANT[mode]))
                 for found in result["problems"]:
                     width, box = found.get("width") or 0, found.get("box") or 0
                     findings.append(Finding(found["card"], int(found["ord"]), found["face"], mode, found["kind"],
@@ -76,7 +77,7 @@ def check_rendering(config: Config, progress: bool = False, files: tuple[str, ..
                     heights[key] = max(heights.get(key, 0), entry["height"])
             findings += night_page_problems(page, config)
         findings += [Finding("", 0, "", "light", "page", error.replace(scratch, "PREVIEW")) for error in page_errors]
-    cards = {note.card.id: note.card for note in plan.notes}
+    cards = {note.source.id: note.source for note in plan.notes}
     screen = PHONE["height"]
     for (card_id, ordinal), height in heights.items():
         if height > MAX_SCREENS * screen:
@@ -152,10 +153,10 @@ def figure_problems(figures: list[dict], mode: str) -> list[Finding]:
 
 
 NIGHT_PAGE_JS = """
-([css, page]) => {
+([css, page, night]) => {
   document.documentElement.style.background = page;     // what the app paints around the card
   document.head.append(Object.assign(document.createElement("style"), { textContent: css }));
-  document.body.className = "card card1 nightMode night_mode";
+  document.body.className = ["card", "card1", ...night].join(" ");
   document.body.innerHTML = '<div id="qa"><div class="front">短卡</div></div>';
 }
 """
@@ -163,7 +164,6 @@ NIGHT_PAGE_JS = """
 
 def night_page_problems(page, config: Config) -> list[Finding]:
     """In night mode a short card still paints the whole screen, whatever colour the app gives the page."""
-    from .figures import DARK_BACKGROUND
     from .models import stylesheet
 
     findings = []
@@ -172,7 +172,7 @@ def night_page_problems(page, config: Config) -> list[Finding]:
     try:
         for colour in NIGHT_PAGES:
             probe.set_content("<!doctype html><html><head></head><body></body></html>")
-            probe.evaluate(NIGHT_PAGE_JS, [stylesheet(config.cache_dir), colour])
+            probe.evaluate(NIGHT_PAGE_JS, [stylesheet(config.cache_dir), colour, list(NIGHT_CLASSES)])
             shot = probe.screenshot()
             corner = _pixel(shot, PHONE["width"] - 2, PHONE["height"] - 2)
             if _contrast(corner, _hex(DARK_BACKGROUND)) > 1.05:

@@ -20,7 +20,8 @@ import re
 from html.parser import HTMLParser
 from urllib.parse import unquote
 
-from .render import PLACEHOLDER, PLACEHOLDER_RE, REMOTE_RE, Rendered
+from .rendered import PLACEHOLDER, PLACEHOLDER_RE, REMOTE_RE, Rendered
+from .theme import VARIANTS, figure_class
 
 # Pygments' short token class names (pygments.token.STANDARD_TYPES), written out so a warm build never imports it;
 # tests/test_sanitize.py checks that this set still covers pygments' own.
@@ -41,7 +42,7 @@ ALLOWED: dict[str, dict[str, frozenset[str] | None]] = {
     "th": {"style": None, "align": None},     # table column alignment (style is limited to text-align)
     "td": {"style": None, "align": None},
     "a": {"href": None, "title": None},
-    "img": {"src": None, "alt": None, "title": None, "class": frozenset({"fig-light", "fig-dark"})},
+    "img": {"src": None, "alt": None, "title": None, "class": frozenset(map(figure_class, VARIANTS))},
     "code": {"class": None},                  # language-NAME only (LANGUAGE_CLASS_RE)
     "div": {"class": frozenset({"codehilite", "arithmatex"})},
     "span": {"class": frozenset({"figure", "arithmatex", "display"}) | PYGMENTS_CLASSES},
@@ -145,8 +146,3 @@ def sanitize(rendered: Rendered) -> Rendered:
     )
     return Rendered(cleaned, refs, problems)
 
-
-def nh3_version() -> str:
-    from importlib import metadata
-
-    return metadata.version("nh3")

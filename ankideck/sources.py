@@ -5,7 +5,7 @@ from pathlib import Path
 
 from .config import Config, DeckInfo
 from .errors import Problem, Problems
-from .parse import Card, parse_file
+from .parse import NoteSource, parse_file
 
 
 def card_files(config: Config) -> list[Path]:
@@ -50,11 +50,11 @@ def check_folder(config: Config, problems: Problems) -> bool:
     return True
 
 
-def load_cards(config: Config, info: DeckInfo, problems: Problems) -> list[Card]:
+def load_sources(config: Config, info: DeckInfo, problems: Problems) -> list[NoteSource]:
     """Parse every card file (no rendering) and run the checks that span files."""
     if not check_folder(config, problems):
         return []
-    cards: list[Card] = []
+    cards: list[NoteSource] = []
     for path in card_files(config):
         cards += parse_file(path, config.rel(path), default_deck(config, info, path), problems)
     source_problems(config, problems)
@@ -62,17 +62,17 @@ def load_cards(config: Config, info: DeckInfo, problems: Problems) -> list[Card]
     return cards
 
 
-def cross_file_problems(config: Config, info: DeckInfo, cards: list[Card], problems: Problems) -> None:
-    first_seen: dict[str, Card] = {}
+def cross_file_problems(config: Config, info: DeckInfo, cards: list[NoteSource], problems: Problems) -> None:
+    first_seen: dict[str, NoteSource] = {}
     for card in cards:
         # By case-folded id: Anki's "Id:" search and case-insensitive file systems see no case.
         first = first_seen.get(card.id.casefold())
         if first is not None and first.id == card.id:
-            problems.add(card.path, card.line, f"duplicate card id '{card.id}' (first used at {first.source})")
+            problems.add(card.path, card.line, f"duplicate card id '{card.id}' (first used at {first.location})")
         elif first is not None:
             problems.add(card.path, card.line, (
                 f"duplicate card id '{card.id}': it differs only in case from '{first.id}' (first used at "
-                f"{first.source}), and Anki's Id: search treats them as one; choose another id"))
+                f"{first.location}), and Anki's Id: search treats them as one; choose another id"))
         else:
             first_seen[card.id.casefold()] = card
         if card.guide is not None and info.guide and card.guide not in info.guide:

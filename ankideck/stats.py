@@ -5,7 +5,7 @@ from collections import Counter
 
 from .config import Config, load_deck_info
 from .errors import Problems
-from .sources import load_cards
+from .sources import load_sources
 
 
 def stats(config: Config) -> dict:
@@ -13,7 +13,7 @@ def stats(config: Config) -> dict:
     problems = Problems()
     info = load_deck_info(config, problems)
     problems.raise_if_any()
-    cards = load_cards(config, info, problems)
+    cards = load_sources(config, info, problems)
     problems.raise_if_any()
     coverage = {qid: [c.id for c in cards if c.guide == qid] for qid in info.guide}
 

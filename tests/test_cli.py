@@ -69,14 +69,14 @@ def test_deleting_or_moving_a_card_changes_no_other_card(project):
     from ankideck.config import load_config
 
     assert run("build").exit_code == 0
-    before = {note.card.id: note.fields["Source"] for note in gather(load_config()).notes}
+    before = {note.source.id: note.fields["Source"] for note in gather(load_config()).notes}
     formulas = project / "cards/basics/formulas.md"
     text = formulas.read_text("utf-8")
     first = text[text.index("# card: softmax-def"):text.index("# card: plot-card")]
     formulas.write_text(text.replace(first, ""), "utf-8")          # the first card goes: every line below shifts
     deleted = run("build")
     assert "0 new, 0 changed, 1 removed" in deleted.output, deleted.output
-    after = {note.card.id: note.fields["Source"] for note in gather(load_config()).notes}
+    after = {note.source.id: note.fields["Source"] for note in gather(load_config()).notes}
     assert after == {card_id: source for card_id, source in before.items() if card_id != "softmax-def"}
 
     formulas.write_text(formulas.read_text("utf-8") + "\n" + first, "utf-8")   # back, at the end of the file

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tests.code_checks as code_checks
-from ankideck.sources import load_cards
+from ankideck.sources import load_sources
 from ankideck.config import load_config, load_deck_info
 from ankideck.errors import Problems
 from ankideck.fences import FENCE_OPEN_RE, closes
@@ -44,7 +44,7 @@ def snippets() -> dict[str, str]:
     """card id -> the card's runnable Python (its ```python fences in order, cloze markers removed)."""
     config = load_config(ROOT)
     problems = Problems()
-    cards = load_cards(config, load_deck_info(config, problems), problems)
+    cards = load_sources(config, load_deck_info(config, problems), problems)
     assert not problems, list(problems)
     found = {}
     for card in cards:

@@ -60,19 +60,19 @@ def test_every_guide_question_has_cards():
 
 def test_deck_size_and_structure(plan):
     assert len(plan.notes) >= 150
-    decks = {note.card.deck for note in plan.notes}
+    decks = {note.source.deck for note in plan.notes}
     assert {"AIGC面经::1 个人项目介绍", "AIGC面经::2 深度学习基础::2.1 公式理解类",
             "AIGC面经::2 深度学习基础::2.2 模型训练通识", "AIGC面经::3 细分算法::3.1 NLP问题",
             "AIGC面经::3 细分算法::3.2 Transformer细节", "AIGC面经::3 细分算法::3.3 大模型问题"} <= decks
-    assert sum(note.card.kind == "cloze" for note in plan.notes) >= 20
-    assert all(note.card.guide for note in plan.notes), "every card points at a guide question"
+    assert sum(note.source.kind == "cloze" for note in plan.notes) >= 20
+    assert all(note.source.guide for note in plan.notes), "every card points at a guide question"
 
 
 def formulas(plan):
     for note in plan.notes:
         for field, html in note.fields.items():
             for match in MATH_RE.finditer(html):
-                yield note.card, match.group(1) if match.group(1) is not None else match.group(2)
+                yield note.source, match.group(1) if match.group(1) is not None else match.group(2)
 
 
 def brace_problem(tex: str) -> str | None:
@@ -116,7 +116,7 @@ def formula_problems(tex: str) -> list[str]:
 
 
 def test_formulas_are_well_formed_for_mathjax(plan):
-    problems = [f"{card.source} ({card.id}): {tex[:60]!r}: {problem}"
+    problems = [f"{card.location} ({card.id}): {tex[:60]!r}: {problem}"
                 for card, tex in formulas(plan) for problem in formula_problems(tex)]
     assert problems == []
 
@@ -145,16 +145,16 @@ def cloze_problems(plan) -> list[str]:
 
     problems = []
     for note in plan.notes:
-        if note.card.kind != "cloze":
+        if note.source.kind != "cloze":
             continue
-        text = note.card.text("Text")
+        text = note.source.text("Text")
         deletions = DELETION_RE.findall(text)
         if len(deletions) > MAX_DELETIONS:
-            problems.append(f"{note.card.source} ({note.card.id}): {len(deletions)} deletions, at most {MAX_DELETIONS}")
+            problems.append(f"{note.source.location} ({note.source.id}): {len(deletions)} deletions, at most {MAX_DELETIONS}")
         for _, answer, _ in deletions:
             shown = re.sub(r"\$[^$]*\$|\\\(.*?\\\)", "X", answer)   # a formula counts as one character
             if len(shown) > MAX_DELETION_CHARS:
-                problems.append(f"{note.card.source} ({note.card.id}): a {len(shown)}-character deletion "
+                problems.append(f"{note.source.location} ({note.source.id}): a {len(shown)}-character deletion "
                                 f"'{shown[:20]}...' (at most {MAX_DELETION_CHARS}): split it or cue a shorter one")
     return problems
 

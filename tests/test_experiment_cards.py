@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from ankideck.figures import load_registry
+from ankideck.drawing import load_registry
 from ankideck.errors import Problems
 from ankideck.parse import parse_file
 from tests.conftest import ROOT

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from ankideck import figures as engine
+from ankideck import drawing as engine
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -94,7 +94,7 @@ def test_registry_and_cached_lookups_do_not_import_matplotlib(rendered):
         f"""
         import sys
         from pathlib import Path
-        from ankideck.figures import ensure_rendered, load_registry
+        from ankideck.drawing import ensure_rendered, load_registry
         registry = load_registry(Path({str(ROOT)!r}))
         ensure_rendered(Path({str(ROOT)!r}), registry, registry, Path({str(cache)!r}), progress=False)
         heavy = sorted(m for m in ("matplotlib", "numpy") if m in sys.modules)
@@ -108,7 +108,7 @@ def test_registry_and_cached_lookups_do_not_import_matplotlib(rendered):
 # --- the cache, on a tiny project of its own ----------------------------------------------------------------------
 
 TINY_REGISTRY = """
-from ankideck.figures import Figure
+from ankideck.drawing import Figure
 
 FIGURES = {
     "line": Figure("tinyfigs.plots:line", data=("points.json", "grid.npz")),

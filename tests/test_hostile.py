@@ -262,7 +262,7 @@ def test_a_figure_registry_that_exits_is_a_problem(project):
 def test_a_plot_function_that_raises_is_a_problem_at_its_line(project):
     (project / "figures").mkdir()
     (project / "figures/__init__.py").write_text(
-        "from ankideck.figures import Figure\nFIGURES = {'bad': Figure(plot='figures.bad:plot')}\n", "utf-8")
+        "from ankideck.drawing import Figure\nFIGURES = {'bad': Figure(plot='figures.bad:plot')}\n", "utf-8")
     (project / "figures/bad.py").write_text("def plot(ax, data):\n    raise ValueError('no data')\n", "utf-8")
     write(project, card("fig", "![f](fig:bad)"))
     assert_refused(run("build"), "figures/bad.py:2: drawing a figure failed: ValueError: no data")

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from ankideck.pipeline import Note
 from ankideck.cli import cli
 from ankideck.config import load_config
-from ankideck.parse import Card
+from ankideck.parse import NoteSource
 from ankideck.preview import PreviewError, card_views, chromium_path, cloze_filter, open_preview, render_template, \
     write_preview
 from tests.conftest import ROOT, write_project
@@ -25,7 +25,7 @@ def run(*args: str):
 
 
 def note(kind: str, **fields: str) -> Note:
-    card = Card("n1", kind, "cards/x.md", 3, "Deck::Sub", ("t1",), None)
+    card = NoteSource("n1", kind, "cards/x.md", 3, "Deck::Sub", ("t1",), None)
     return Note(card, fields, ["t1"], content_hash="")
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from ankideck.markdown_extensions import Renderer
-from ankideck.render import highlight
+from ankideck.render import Renderer
+from ankideck.highlight import highlight
 
 
 @pytest.fixture(scope="module")

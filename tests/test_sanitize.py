@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ankideck.render import Rendered
+from ankideck.rendered import Rendered
 from ankideck.sanitize import ALLOWED, PYGMENTS_CLASSES, sanitize
 
 HOSTILE = [

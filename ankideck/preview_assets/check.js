@@ -1,7 +1,7 @@
 // The render check, run in the preview page once per mode (light, night) after every side is typeset.
 // Returns {problems: [{card, ord, face, kind, reason, needle, width, box}], figures: [...], heights: [...]}.
 // `needle` is text to find the problem's line in the card's source (a formula's TeX, a code line).
-async (mode) => {
+async (wanted) => {   // wanted: the class of the figure images this mode must show (fig-light, fig-dark)
   const preview = window.ankideckPreview;
   const problems = [];
   const figures = [];
@@ -121,7 +121,6 @@ async (mode) => {
         report(side, "image", `image failed to load: ${img.getAttribute("src")}`);
       }
     }
-    const wanted = mode === "night" ? "fig-dark" : "fig-light";
     for (const figure of side.root.querySelectorAll(".figure")) {
       const shown = [...figure.querySelectorAll("img")].filter((img) => img.checkVisibility());
       if (shown.length !== 1 || !shown[0].classList.contains(wanted)) {

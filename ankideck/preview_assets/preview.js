@@ -4,7 +4,7 @@
 // 3.2.2, configured as Anki configures it, typesets each root, and the toolbar drives the filters and night mode.
 (() => {
   const data = JSON.parse(document.getElementById("deck-data").textContent);
-  const NIGHT_CLASSES = ["nightMode", "night_mode"];   // Anki desktop / AnkiMobile, and AnkiDroid
+  const NIGHT_CLASSES = data.night;   // Anki desktop / AnkiMobile, and AnkiDroid (from ankideck/theme.py)
 
   const style = (css) => Object.assign(document.createElement("style"), { textContent: css });
   const cssText = (rules) => [...rules].map((rule) => rule.cssText).join("\n");

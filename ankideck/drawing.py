@@ -21,10 +21,10 @@ from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-# Bump when render_figure changes how it draws or saves (the themes and sizes below are hashed on their own).
-RENDERER_VERSION = "1"
+from .theme import DARK_BACKGROUND, LIGHT_BACKGROUND, VARIANTS
 
-VARIANTS = ("light", "dark")
+# Bump when render_figure changes how it draws or saves (the themes and sizes below are hashed on their own).
+FIGURE_REVISION = "1"
 
 # Phones show cards 360-430 CSS px wide; 4.0 in at 200 dpi gives 800 px, sharp at 2x.
 WIDTH_IN = 4.0
@@ -32,9 +32,6 @@ DPI = 200
 
 # A module with this name next to a plot module is shared by all of that package's plots (colours, helpers).
 STYLE_MODULE = "style"
-
-LIGHT_BACKGROUND = "#ffffff"
-DARK_BACKGROUND = "#2f2f31"  # Anki's night-mode card background
 
 _FONT_SIZES = {
     # Sized so that text on an 800 px image shown ~380 px wide is readable without zooming.
@@ -151,7 +148,7 @@ def figure_key(project_root: Path, name: str, fig: Figure, variant: str) -> str:
             digest.update(len(part).to_bytes(8, "big"))
             digest.update(part)
 
-    feed("renderer", RENDERER_VERSION.encode())
+    feed("renderer", FIGURE_REVISION.encode())
     feed("name", name.encode())
     feed("figure", repr(astuple(fig)).encode())
     feed("variant", variant.encode())

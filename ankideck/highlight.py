@@ -1,0 +1,73 @@
+"""Code highlighting with pygments' CSS classes, keeping cloze markers inside code working."""
+from __future__ import annotations
+
+import html
+from functools import lru_cache
+
+from pygments.lexers import get_lexer_by_name
+from pygments.token import STANDARD_TYPES
+from pygments.util import ClassNotFound
+
+from .cloze import DELETION_RE
+
+
+@lru_cache(maxsize=None)
+def _lexer(language: str):
+    try:
+        # stripnl/ensurenl off: token offsets must match the text exactly, for the cloze markers.
+        return get_lexer_by_name(language or "text", stripnl=False, ensurenl=False)
+    except ClassNotFound:
+        return None
+
+
+@lru_cache(maxsize=None)
+def _css_class(token_type) -> str:
+    while token_type not in STANDARD_TYPES:
+        token_type = token_type.parent
+    return STANDARD_TYPES[token_type]
+
+
+def highlight(code: str, language: str) -> tuple[str, bool]:
+    """Highlight ``code`` into ``<span class=..>`` HTML (pygments' class names), keeping cloze markers working.
+
+    Cloze markers are lifted out before lexing and put back between tokens, splitting a token where a marker falls
+    inside it, so every span stays balanced inside a deletion. Returns (html, whether the language is known).
+    """
+    lexer = _lexer(language)
+    plain: list[str] = []
+    inserts: dict[int, list[str]] = {}
+    offset = position = 0
+    for match in DELETION_RE.finditer(code):
+        before = code[position:match.start()]
+        plain.append(before)
+        offset += len(before)
+        inserts.setdefault(offset, []).append("{{c%s::" % match.group(1))
+        plain.append(match.group(2))
+        offset += len(match.group(2))
+        hint = match.group(3)
+        inserts.setdefault(offset, []).append(("::" + html.escape(hint, quote=False) if hint else "") + "}}")
+        position = match.end()
+    plain.append(code[position:])
+    text = "".join(plain)
+
+    tokens = lexer.get_tokens(text) if lexer is not None else [(None, text)]
+    out: list[str] = []
+    cuts = sorted(inserts)
+    cut_index = 0
+    start = 0
+    for token_type, value in tokens:
+        css = _css_class(token_type) if token_type is not None else ""
+        end = start + len(value)
+        while value:
+            # Emit markers due at ``start``, then the part of the token up to the next marker.
+            while cut_index < len(cuts) and cuts[cut_index] <= start:
+                out.extend(inserts[cuts[cut_index]])
+                cut_index += 1
+            limit = cuts[cut_index] if cut_index < len(cuts) and cuts[cut_index] < end else end
+            chunk, value = value[:limit - start], value[limit - start:]
+            escaped = html.escape(chunk, quote=False)
+            out.append(f'<span class="{css}">{escaped}</span>' if css else escaped)
+            start = limit
+    for cut in cuts[cut_index:]:
+        out.extend(inserts[cut])
+    return "".join(out), lexer is not None
