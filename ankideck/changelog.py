@@ -137,9 +137,9 @@ class Snapshot:
 def snapshot(config: Config, info: DeckInfo, top: Path, commit: str) -> Snapshot:
     """The cards folder at ``commit``, parsed with the engine's parser, and its lock file."""
     from . import lockfile
-    from .sources import load_sources
     from .config import load_deck_info
     from .errors import Problems
+    from .sources import load_sources
 
     try:
         cards_rel = config.cards_dir.resolve().relative_to(top).as_posix()

@@ -154,8 +154,8 @@ def _render_check(config: Config, files: tuple[str, ...] = ()) -> None:
 @click.option("--id", "card_id", help="The card id (default: a fresh one).")
 def new(file: Path, cloze: bool, card_id: str | None) -> None:
     """Append a new card with a fresh, unique id to FILE (created if missing)."""
-    from .sources import card_files
     from .parse import CARD_RE, ID_RE, decode
+    from .sources import card_files
 
     config = _run(lambda: _config(None))
     if not file.resolve().is_relative_to(config.cards_dir.resolve()) or file.suffix != ".md":
@@ -261,7 +261,8 @@ def preview(cards: Path | None, out: Path | None, shots: bool, shot_ids: tuple[s
 @click.option("--initial", is_flag=True, help="No earlier version: the whole deck, as an initial release.")
 def changes(cards: Path | None, since: str | None, out: Path | None, changelog: bool, initial: bool) -> None:
     """New, changed and removed cards since REF, by deck, in Markdown, and a summary line (the release notes)."""
-    from .changelog import ChangelogError, run as changes_since
+    from .changelog import ChangelogError
+    from .changelog import run as changes_since
 
     if initial and since:
         raise click.UsageError("--initial compares with nothing: leave out --since")

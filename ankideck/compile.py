@@ -168,7 +168,7 @@ def _rendered(raw) -> Rendered:
 
 def _entry(raw) -> FileResult:
     cards = [_card(c) for c in _list(raw["cards"])]
-    problems = [Problem(_str(p), _int(l), _str(m)) for p, l, m in _list(raw["problems"])]
+    problems = [Problem(_str(path), _int(line), _str(message)) for path, line, message in _list(raw["problems"])]
     rendered = [{_str(k): _rendered(v) for k, v in _dict(sections).items()} for sections in _list(raw["rendered"])]
     if len(rendered) != len(cards) or any(set(r) - set(c.sections) for c, r in zip(cards, rendered)):
         raise ValueError("rendered sections do not match the cards")

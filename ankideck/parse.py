@@ -149,7 +149,7 @@ def parse_text(text: str, where: str, default_deck: str, problems: Problems) -> 
             if section_name in card.sections:
                 problem(section_start - 1, f"section '{section_name}' appears twice in card '{card.id}'")
             content = "\n".join(section_lines).strip("\n")
-            first = next((i for i, l in enumerate(section_lines) if l.strip()), 0)
+            first = next((i for i, text in enumerate(section_lines) if text.strip()), 0)
             card.sections[section_name] = Section(content, section_start + first)
 
     def finish_meta() -> None:
@@ -280,7 +280,7 @@ def _front_matter(lines: list[str], where: str, problems: Problems) -> tuple[dic
         problem(1, "front matter must be a YAML mapping (key: value lines)")
         return {}, end + 1
     for key in sorted(set(meta) - FILE_KEYS):
-        line = next((i + 1 for i, l in enumerate(lines[:end]) if l.startswith(f"{key}:")), 1)
+        line = next((i + 1 for i, text in enumerate(lines[:end]) if text.startswith(f"{key}:")), 1)
         problem(line, f"unknown front matter key '{key}' (allowed: {', '.join(sorted(FILE_KEYS))})")
     return meta, end + 1
 

@@ -18,7 +18,7 @@ from . import lockfile
 from .atomic import Staged, build_lock, check_writable_target, remove_stale_temps
 from .compile import CACHE_FILE, CompileCache, compile_sources
 from .config import Config, DeckInfo, load_deck_info
-from .errors import Problem, Problems
+from .errors import Problems
 from .lockfile import Changes
 from .media import MediaResolver, collect_media, load_figure_registry
 from .parse import NoteSource

@@ -24,12 +24,12 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
-from .media import collect_media
-from .pipeline import Note, gather
 from . import cloze as cloze_grammar
 from .config import Config
 from .errors import BuildError, Problem, Problems
+from .media import collect_media
 from .models import BASIC_FIELDS, BASIC_TEMPLATE, CLOZE_FIELDS, CLOZE_TEMPLATE, stylesheet
+from .pipeline import Note, gather
 from .theme import NIGHT_CLASSES
 
 ASSETS = Path(__file__).with_name("preview_assets")
@@ -335,6 +335,7 @@ def _index_html(deck_name: str, notes: list[Note], views: list[CardView], media:
     tags = sorted({tag for note in notes for tag in note.tags})
     deck_options = "".join(f'<option value="{e(deck)}">{e(deck)}</option>' for deck in decks)
     tag_options = "".join(f'<option value="{e(tag)}">{e(tag)}</option>' for tag in tags)
+    data = {"css": css, "night": NIGHT_CLASSES, "sides": sides}
     return f"""<!doctype html>
 <html>
 <head>
@@ -355,7 +356,7 @@ def _index_html(deck_name: str, notes: list[Note], views: list[CardView], media:
 <main id="notes">
 {articles}
 </main>
-<script type="application/json" id="deck-data">{_json_for_script({"css": css, "night": NIGHT_CLASSES, "sides": sides})}</script>
+<script type="application/json" id="deck-data">{_json_for_script(data)}</script>
 <script src="assets/preview.js"></script>
 <script src="mathjax/{MATHJAX_SCRIPT}" async></script>
 </body>

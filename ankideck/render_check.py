@@ -126,7 +126,7 @@ def _contrast(a, b) -> float:
 
 def figure_problems(figures: list[dict], mode: str) -> list[Finding]:
     """A figure's background must match the card's in that mode, and its darkest or lightest ink must read on it."""
-    from PIL import Image   # matplotlib's own dependency
+    from PIL import Image  # matplotlib's own dependency
 
     findings = []
     for figure in figures:
@@ -147,7 +147,7 @@ def figure_problems(figures: list[dict], mode: str) -> list[Finding]:
             reasons.append(f"figure background rgb{paper} does not match the card's rgb{card}: {name}")
         if _contrast(ink, paper) < 4.5:
             reasons.append(f"figure ink rgb{ink} on rgb{paper} has contrast {_contrast(ink, paper):.2f} < 4.5: {name}")
-        findings += [Finding(figure["card"], int(figure["ord"]), figure["face"], mode, "figure", reason, f"fig:")
+        findings += [Finding(figure["card"], int(figure["ord"]), figure["face"], mode, "figure", reason, "fig:")
                      for reason in reasons]
     return findings
 

@@ -6,7 +6,7 @@ modules, and those are imported only when a figure has to be rendered.
 
 from pathlib import Path
 
-from ankideck.drawing import Figure
+from ankideck import Figure
 
 
 def _diagram(

@@ -14,6 +14,7 @@ from matplotlib.patches import Rectangle
 
 from .diagrams import _arrow, _box, _ink, _label_on_line, _schematic, _tint
 
+
 def _background():
     return mpl.rcParams["axes.facecolor"]
 

@@ -6,7 +6,7 @@ where: the provenance travels with the picture. Module-level imports stay light;
 inside the functions.
 """
 
-from ankideck.drawing import Figure
+from ankideck import Figure
 
 
 def _fig(name, data, grid=(1, 1), aspect=0.62):
@@ -151,7 +151,7 @@ def warmup(axes, data):
         ax.set_xlabel("step")
     axes[0, 0].set_ylabel("loss (nats/char)")
     axes[0, 0].text(0.98, d["unigram_loss"], "unigram", transform=axes[0, 0].get_yaxis_transform(), ha="right",
-                    va="bottom", fontsize=8, color=_muted())  # fmt: skip
+                    va="bottom", fontsize=8, color=_muted())
     lo = min(min(r["loss"]) for r in runs)
     for ax in axes[0]:
         ax.set_ylim(lo - 0.2, d["unigram_loss"] + 1.2)
@@ -160,7 +160,7 @@ def warmup(axes, data):
         for w in (False, True):
             rs = [r for r in runs if r["arch"] == arch and r["warmup"] == w]
             ax.plot([r["lr"] for r in rs], [r["val_loss"] if r["val_loss"] is not None else np.nan for r in rs],
-                    marker="o", **_run_style(rs[0]))  # fmt: skip
+                    marker="o", **_run_style(rs[0]))
     ax.axhline(d["unigram_loss"], color=_muted(), linewidth=1, linestyle=":")
     ax.set(xscale="log", xlabel="peak learning rate", ylabel="val loss")
     _log_ticks(ax, "x", lrs, "{:.0e}")
@@ -170,13 +170,14 @@ def warmup(axes, data):
     n = len(d["init_grad_norm"]["post_ln"])
     for arch, c in (("post_ln", "C0"), ("pre_ln", "C1")):
         ax.plot(range(1, n + 1), d["init_grad_norm"][arch], marker="o", color=c,
-                label="Post-LN" if arch == "post_ln" else "Pre-LN")  # fmt: skip
+                label="Post-LN" if arch == "post_ln" else "Pre-LN")
     ax.set(xlabel="layer", ylabel=r"$\|\nabla W_{FFN}\|$", ylim=(0, None), xticks=range(1, n + 1))
     ax.set_title("at initialisation", fontsize=10.5)
     h, lab = axes[0, 0].get_legend_handles_labels()
     axes[0, 0].figure.legend(h, lab, loc="outside upper center", ncols=2, frameon=False, handlelength=2.4)
     c = d["config"]
-    _footer(axes, d, f"char GPT {c['n_layer']}x{c['n_embd']}, {c['params'] / 1e3:.0f}k params, {d['corpus']['chars'] / 1e3:.0f}k chars of cards")
+    _footer(axes, d, f"char GPT {c['n_layer']}x{c['n_embd']}, {c['params'] / 1e3:.0f}k params, "
+                     f"{d['corpus']['chars'] / 1e3:.0f}k chars of cards")
 
 
 def gpt_attention(axes, data):
@@ -195,12 +196,12 @@ def gpt_attention(axes, data):
         for head in range(P.shape[2]):
             hit = (layer, head) == best
             ax.plot(d["trace_steps"], P[:, layer, head], color="C1" if hit else f"C{0 if layer == 0 else 2}",
-                    linewidth=2.2 if hit else 1.0, alpha=1 if hit else 0.6, zorder=3 if hit else 2)  # fmt: skip
+                    linewidth=2.2 if hit else 1.0, alpha=1 if hit else 0.6, zorder=3 if hit else 2)
     ax.axhline(d["uniform_prev"], color=_muted(), linestyle=":", linewidth=1)
     ax.set(xlabel="step", ylim=(0, 1))
     ax.set_title("share on previous char", fontsize=10)
     ax.text(0.97, 0.95, f"orange: L{best[0] + 1} H{best[1] + 1}\nblue: layer 1\ngreen: layer 2", transform=ax.transAxes,
-            ha="right", va="top", fontsize=7.5)  # fmt: skip
+            ha="right", va="top", fontsize=7.5)
     c = d["config"]
     _footer(axes, d, f"char GPT {c['n_layer']}x{c['n_embd']}, {c['steps']} steps, held-out card text")
 
@@ -270,14 +271,15 @@ def imbalance(axes, data):
     d = data["imbalance"]
     losses, summ = d["losses"], d["summary"]
     ax = axes[0]
-    metrics = [("minority_recall", "rare-class\nrecall"), ("minority_pr_auc", "rare-class\nPR-AUC"), ("accuracy", "accuracy\n(all)")]
+    metrics = [("minority_recall", "rare-class\nrecall"), ("minority_pr_auc", "rare-class\nPR-AUC"),
+               ("accuracy", "accuracy\n(all)")]
     x = np.arange(len(metrics))
     w = 0.8 / len(losses)
     for i, n in enumerate(losses):
         mu = [summ[n][m][0] for m, _ in metrics]
         sd = [summ[n][m][1] for m, _ in metrics]
         bars = ax.bar(x + (i - (len(losses) - 1) / 2) * w, mu, w, yerr=sd, color=f"C{i}", label=d["loss_labels"][n],
-                      capsize=2, error_kw=dict(ecolor=_muted(), linewidth=1))  # fmt: skip
+                      capsize=2, error_kw=dict(ecolor=_muted(), linewidth=1))
         ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=1, rotation=90)
     ax.set(xticks=x, xticklabels=[t for _, t in metrics], ylim=(0, 1.12))
     ax.grid(axis="x", visible=False)
@@ -339,7 +341,7 @@ def moe(axes, data):
         loads = np.asarray([r["load"] for r in d["runs"][name]])  # (seeds, E)
         loads = -np.sort(-loads, axis=1)  # experts ranked by load, per seed
         ax.bar(x + (i - 0.5) * 0.4, loads.mean(0), 0.4, yerr=loads.std(0), color=f"C{i}", label=labels[name],
-               capsize=2, error_kw=dict(ecolor=_muted(), linewidth=1))  # fmt: skip
+               capsize=2, error_kw=dict(ecolor=_muted(), linewidth=1))
     ax.axhline(d["uniform_share"], color=_muted(), linestyle=":", linewidth=1)
     ax.set(xticks=x, xlabel="expert (ranked by load)", ylabel="share of routed slots")
     ax.legend(loc="upper right", fontsize=9)
@@ -349,7 +351,8 @@ def moe(axes, data):
         for j, r in enumerate(d["runs"][name]):
             L = np.asarray(r["trace_load"])  # (points, E), measured on the test images
             cv = L.std(1) / L.mean(1)
-            ax.plot(r["trace_steps"], cv, color=f"C{i}", alpha=0.85, linewidth=1.3, label=labels[name] if j == 0 else None)
+            ax.plot(r["trace_steps"], cv, color=f"C{i}", alpha=0.85, linewidth=1.3,
+                    label=labels[name] if j == 0 else None)
     ax.set(xlabel="training step", ylabel="load CV (std / mean)", ylim=(0, None))
     _footer(axes, d, f"top-{d['top_k']} MoE, {E} experts, digits, {d['seeds']} seeds")
 
@@ -375,7 +378,7 @@ def adaptive_softmax(axes, data):
     for i, s in enumerate(d["speedup"]):
         ax.text(i, s, f"×{s:.1f}", ha="center", va="bottom", fontsize=9)
     ax.set(xticks=range(len(V)), xticklabels=[f"{v / 1000:g}k" for v in V], xlabel="vocabulary size",
-           ylabel="speed-up", ylim=(0, max(d["speedup"]) * 1.2))  # fmt: skip
+           ylabel="speed-up", ylim=(0, max(d["speedup"]) * 1.2))
     ax.grid(axis="x", visible=False)
     _footer(axes, d, f"output layer d={d['d_model']}, {d['tokens_per_step']} Zipf targets/step")
 

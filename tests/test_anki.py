@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ankideck.pipeline import build
-from ankideck.config import load_config
+from ankideck import build, load_config
 from tests.conftest import import_package
 
 anki = pytest.importorskip("anki", reason="the test extra installs Anki's backend: pip install -e '.[test]'")

@@ -24,7 +24,8 @@ def run(*args: str):
 
 
 def build_process(project: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "from ankideck.cli import main; main()", *args], cwd=project, env=ENV, text=True,
+    return subprocess.Popen([sys.executable, "-c", "from ankideck.cli import main; main()", *args], cwd=project,
+                            env=ENV, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 

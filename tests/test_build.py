@@ -1,15 +1,13 @@
 """The build's identity, caching and media rules, below the CLI."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 import zipfile
-import json
 
-from ankideck import compile
-from ankideck.pipeline import build, gather
-from ankideck.config import load_config
+from ankideck import build, compile, gather, load_config
 from tests.conftest import ROOT
 
 
@@ -60,7 +58,7 @@ def test_only_changed_files_are_compiled_again(project, monkeypatch):
 
 def test_a_warm_build_imports_no_renderer(project):
     build(load_config(), now=1_000_000, progress=False)
-    script = ("import sys; from ankideck.pipeline import build; from ankideck.config import load_config; "
+    script = ("import sys; from ankideck import build, load_config; "
               "build(load_config(), progress=False); "
               "print(sorted(m for m in ('markdown', 'pygments', 'matplotlib', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", script], cwd=project, capture_output=True, text=True,

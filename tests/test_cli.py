@@ -65,8 +65,7 @@ def test_build_reports_removed_cards_with_a_search(project):
 def test_deleting_or_moving_a_card_changes_no_other_card(project):
     """The footer names the file and the id, not a line: deleting the first card of a file shifts the lines of the
     cards after it, and must not make them changed notes (nor leave them with a stale footer in Anki)."""
-    from ankideck.pipeline import gather
-    from ankideck.config import load_config
+    from ankideck import gather, load_config
 
     assert run("build").exit_code == 0
     before = {note.source.id: note.fields["Source"] for note in gather(load_config()).notes}

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 
 import tests.code_checks as code_checks
-from ankideck.sources import load_sources
-from ankideck.config import load_config, load_deck_info
-from ankideck.errors import Problems
-from ankideck.fences import FENCE_OPEN_RE, closes
+from ankideck import Problems, load_config
 from ankideck.cloze import DELETION_RE
+from ankideck.config import load_deck_info
+from ankideck.fences import FENCE_OPEN_RE, closes
+from ankideck.sources import load_sources
 from tests.conftest import ROOT
-
 
 for module in pkgutil.iter_modules(code_checks.__path__):
     importlib.import_module(f"{code_checks.__name__}.{module.name}")

@@ -5,9 +5,8 @@ import re
 
 import pytest
 
-from ankideck.pipeline import gather
+from ankideck import gather, load_config
 from ankideck.stats import stats
-from ankideck.config import load_config
 from tests.conftest import ROOT
 
 MATH_RE = re.compile(r"\\\((.*?)\\\)|\\\[(.*?)\\\]", re.S)
@@ -150,7 +149,8 @@ def cloze_problems(plan) -> list[str]:
         text = note.source.text("Text")
         deletions = DELETION_RE.findall(text)
         if len(deletions) > MAX_DELETIONS:
-            problems.append(f"{note.source.location} ({note.source.id}): {len(deletions)} deletions, at most {MAX_DELETIONS}")
+            problems.append(f"{note.source.location} ({note.source.id}): {len(deletions)} deletions, "
+                            f"at most {MAX_DELETIONS}")
         for _, answer, _ in deletions:
             shown = re.sub(r"\$[^$]*\$|\\\(.*?\\\)", "X", answer)   # a formula counts as one character
             if len(shown) > MAX_DELETION_CHARS:

@@ -7,8 +7,8 @@ after it, and must equal, at the precision written, a value of the data file(s) 
 or /1024); seconds match timings only. A few ratios and counts that a card states are derived from the data here,
 explicitly (``DERIVED``). Not checked, because they are not measurements: formula constants inside math (but
 ``a\\times10^{b}`` and ``10^{b}`` are checked), citation years, names with digits (``GPT-2``, ``L1 H3``, ``fp16``),
-layer ordinals (``第 2 层``), digit classes in quotes (``"5"``), inline code. Configuration or common-knowledge numbers the data does not hold are
-allowed per card in ``ALLOWED``, each with its reason.
+layer ordinals (``第 2 层``), digit classes in quotes (``"5"``), inline code. Configuration or common-knowledge
+numbers the data does not hold are allowed per card in ``ALLOWED``, each with its reason.
 
 Also: every ``exp-*`` card shows a measured figure, and no front asks for a measured decimal (no decimal, percent or
 timing on a front).
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from ankideck import Problems
 from ankideck.drawing import load_registry
-from ankideck.errors import Problems
 from ankideck.parse import parse_file
 from tests.conftest import ROOT
 

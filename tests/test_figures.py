@@ -108,7 +108,7 @@ def test_registry_and_cached_lookups_do_not_import_matplotlib(rendered):
 # --- the cache, on a tiny project of its own ----------------------------------------------------------------------
 
 TINY_REGISTRY = """
-from ankideck.drawing import Figure
+from ankideck import Figure
 
 FIGURES = {
     "line": Figure("tinyfigs.plots:line", data=("points.json", "grid.npz")),
@@ -210,11 +210,9 @@ def test_every_figure_the_cards_reference_lands_in_the_package(rendered, tmp_pat
     """Build the real deck's package (into tmp, from the rendered cache) and look for both variants of each figure."""
     import zipfile
 
+    from ankideck import Problems, gather, load_config
     from ankideck.media import collect_media
     from ankideck.package import write_package
-    from ankideck.pipeline import gather
-    from ankideck.config import load_config
-    from ankideck.errors import Problems
 
     cache, _ = rendered
     (tmp_path / "figures").symlink_to(cache, target_is_directory=True)

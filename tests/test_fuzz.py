@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 hypothesis = pytest.importorskip("hypothesis", reason="the test extra installs hypothesis")
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from ankideck.cli import cli  # noqa: E402
 from ankideck.parse import CARD_RE  # noqa: E402

@@ -160,7 +160,7 @@ def test_a_card_over_the_size_limit_is_refused_quickly(project):
     started = time.perf_counter()
     result = run("check")
     assert time.perf_counter() - started < 20
-    assert_refused(result, f"cards/x.md:1: card 'huge' is 5,000,00")
+    assert_refused(result, "cards/x.md:1: card 'huge' is 5,000,00")
     assert f"characters long; the limit is {MAX_CARD_CHARS:,}" in result.output
 
 
@@ -262,7 +262,7 @@ def test_a_figure_registry_that_exits_is_a_problem(project):
 def test_a_plot_function_that_raises_is_a_problem_at_its_line(project):
     (project / "figures").mkdir()
     (project / "figures/__init__.py").write_text(
-        "from ankideck.drawing import Figure\nFIGURES = {'bad': Figure(plot='figures.bad:plot')}\n", "utf-8")
+        "from ankideck import Figure\nFIGURES = {'bad': Figure(plot='figures.bad:plot')}\n", "utf-8")
     (project / "figures/bad.py").write_text("def plot(ax, data):\n    raise ValueError('no data')\n", "utf-8")
     write(project, card("fig", "![f](fig:bad)"))
     assert_refused(run("build"), "figures/bad.py:2: drawing a figure failed: ValueError: no data")

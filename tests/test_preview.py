@@ -11,12 +11,19 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ankideck.pipeline import Note
+from ankideck import load_config
 from ankideck.cli import cli
-from ankideck.config import load_config
 from ankideck.parse import NoteSource
-from ankideck.preview import PreviewError, card_views, chromium_path, cloze_filter, open_preview, render_template, \
-    write_preview
+from ankideck.pipeline import Note
+from ankideck.preview import (
+    PreviewError,
+    card_views,
+    chromium_path,
+    cloze_filter,
+    open_preview,
+    render_template,
+    write_preview,
+)
 from tests.conftest import ROOT, write_project
 
 

@@ -7,9 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from ankideck.pipeline import build
+from ankideck import build, load_config
 from ankideck.cli import cli
-from ankideck.config import load_config
 from tests.conftest import import_package
 
 anki = pytest.importorskip("anki", reason="the test extra installs Anki's backend: pip install -e '.[test]'")

@@ -21,11 +21,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from ankideck import changelog
-from ankideck.pipeline import build
+from ankideck import Problems, build, changelog, load_config
 from ankideck.cli import cli
-from ankideck.config import load_config
-from ankideck.errors import Problems
 from ankideck.parse import parse_text
 from tests.conftest import ROOT, import_package
 

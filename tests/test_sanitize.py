@@ -87,8 +87,7 @@ def test_the_allow_list_has_no_tag_that_runs_or_loads_anything():
 
 def test_the_real_deck_renders_with_no_problem():
     """The renderer's own output, over every real card, passes untouched (the real deck builds with 0 problems)."""
-    from ankideck.pipeline import gather
-    from ankideck.config import load_config
+    from ankideck import gather, load_config
     from tests.conftest import ROOT
 
     plan = gather(load_config(ROOT), now=0)

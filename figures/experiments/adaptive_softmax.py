@@ -28,7 +28,10 @@ def run(ctx):
     cuda = ctx.device == "cuda"
     d = 256
     n_tok = 4096 if cuda else 512  # hidden states per step (batch x sequence)
-    vocabs = [2_000, 8_000] if ctx.quick else ([4_000, 16_000, 64_000, 256_000] if cuda else [2_000, 8_000, 32_000, 128_000])
+    if ctx.quick:
+        vocabs = [2_000, 8_000]
+    else:
+        vocabs = [4_000, 16_000, 64_000, 256_000] if cuda else [2_000, 8_000, 32_000, 128_000]
     reps = 2 if ctx.quick else 5
     full_t, ada_t, head_share, params_full, params_ada, cutoffs_all = [], [], [], [], [], []
     for V in vocabs:
@@ -57,14 +60,15 @@ def run(ctx):
         params_ada.append(sum(p.numel() for p in ada.parameters()))
         cutoffs_all.append(cutoffs)
         ctx.log(f"V={V:>7,}: full {tf * 1e3:8.1f} ms  adaptive {ta * 1e3:7.1f} ms  x{tf / ta:.1f}  "
-                f"(targets in head {head_share[-1]:.0%})")  # fmt: skip
+                f"(targets in head {head_share[-1]:.0%})")
 
     data = {
         "d_model": d, "tokens_per_step": n_tok, "vocab": vocabs, "reps": reps, "div_value": 4.0,
         "cutoffs": cutoffs_all, "targets": "Zipf (exponent 1)",
         "time_full_s": full_t, "time_adaptive_s": ada_t, "speedup": [a / b for a, b in zip(full_t, ada_t)],
         "head_share": head_share, "params_full": params_full, "params_adaptive": params_ada,
-        "timing": "median of reps, forward + backward, after one warm-up step; torch.cuda.synchronize around each on CUDA",
-    }  # fmt: skip
+        "timing": "median of reps, forward + backward, after one warm-up step; "
+                  "torch.cuda.synchronize around each on CUDA",
+    }
     return dict(stem="adaptive_softmax", model=f"output layer d={d}, {n_tok} tokens/step", steps=reps, claim=CLAIM,
-                data=data)  # fmt: skip
+                data=data)

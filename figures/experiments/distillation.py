@@ -110,4 +110,4 @@ def run(ctx):
         "example": example,
     }
     return dict(stem="distillation", model=f"MLP teacher {teacher_sizes} -> student {student_sizes}",
-                steps=t_steps + s_steps, claim=CLAIM, data=data, packages=("scikit-learn",))  # fmt: skip
+                steps=t_steps + s_steps, claim=CLAIM, data=data, packages=("scikit-learn",))

@@ -32,7 +32,7 @@ def run(ctx):
 
     ctx.seed_all()
     cfg = GPTConfig(vocab_size=len(chars), block_size=T, n_layer=n_layer, n_head=n_head, n_embd=n_embd, pre_ln=True,
-                    init="xavier")  # fmt: skip
+                    init="xavier")
     model = GPT(cfg).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98))
     g = torch.Generator().manual_seed(ctx.seed + 2)
@@ -86,13 +86,14 @@ def run(ctx):
     broad = [0, int(max(layer1, key=lambda h: ent[0, h]))]  # the broadest other layer-1 head
     last = [n_layer - 1, int(np.argmin(ent[-1]))]  # the sharpest last-layer head
     chosen = {"previous char": best_prev, "broad": broad, "sharpest, last layer": last}
-    maps = {k: A[l, 0, h, :show, :show].tolist() for k, (l, h) in chosen.items()}
+    maps = {k: A[layer, 0, h, :show, :show].tolist() for k, (layer, h) in chosen.items()}
     ctx.log(f"previous-char share per head (layer x head): {np.round(prev, 2).tolist()}; uniform {uniform_prev:.2f}")
 
     data = {
         "corpus": {"files": n_files, "chars": len(text), "vocab": len(chars)},
         "config": {"n_layer": n_layer, "n_embd": n_embd, "n_head": n_head, "block": T, "batch": bs, "steps": steps,
-                   "lr": lr, "warmup_steps": warm, "arch": "pre_ln", "params": sum(p.numel() for p in model.parameters())},
+                   "lr": lr, "warmup_steps": warm, "arch": "pre_ln",
+                   "params": sum(p.numel() for p in model.parameters())},
         "uniform_prev": uniform_prev,
         "trace_steps": trace_steps,
         "trace_prev": trace_prev,  # per probe: (layer, head) mean attention on the previous character
@@ -104,6 +105,6 @@ def run(ctx):
         "chosen": chosen,  # label -> [layer, head] from 0
         "maps": maps,  # label -> (show, show) of the first held-out window, rows = queries
         "val_loss": trace_val[-1],
-    }  # fmt: skip
+    }
     return dict(stem="gpt_attention", model=f"char GPT {n_layer}x{n_embd}, {n_head} heads, Pre-LN", steps=steps,
-                claim=CLAIM, data=data)  # fmt: skip
+                claim=CLAIM, data=data)

@@ -56,7 +56,8 @@ def run(ctx):
 
     def make(pre_ln):
         ctx.seed_all()  # the same init for every run of one architecture
-        cfg = GPTConfig(vocab_size=len(chars), block_size=T, n_layer=n_layer, n_head=n_head, n_embd=n_embd, pre_ln=pre_ln,
+        cfg = GPTConfig(vocab_size=len(chars), block_size=T, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
+                        pre_ln=pre_ln,
                         init="xavier")  # Xavier linears as in Xiong et al.; Post-LN gets BERT's embedding LN
         return GPT(cfg).to(dev)
 
@@ -77,7 +78,8 @@ def run(ctx):
         for _ in range(8):
             model.zero_grad()
             model(*batch(train, g))[1].backward()
-            norms += [blk.mlp[2].weight.grad.norm().item() for blk in model.blocks]  # FFN output weight, as Xiong Fig. 3
+            # the FFN output weight, as in Xiong et al.'s Fig. 3
+            norms += [blk.mlp[2].weight.grad.norm().item() for blk in model.blocks]
         init_grad[arch] = (norms / 8).tolist()
         ctx.log(f"|grad W_FFN2| per layer at init, {arch}: " + " ".join(f"{v:.3f}" for v in init_grad[arch]))
 
@@ -109,19 +111,20 @@ def run(ctx):
                 _, gc = downsample(gnorms)
                 runs.append({"arch": arch, "warmup": warmup, "lr": lr, "val_loss": vl,
                              "final_train_loss": float(np.mean(losses[-max(1, steps // 20):])),
-                             "max_grad_norm": max(gnorms), "curve_steps": s, "loss": lc, "grad_norm": gc})  # fmt: skip
+                             "max_grad_norm": max(gnorms), "curve_steps": s, "loss": lc, "grad_norm": gc})
                 ctx.log(f"lr {lr:g} {arch} {'warmup' if warmup else 'no warmup':9s}: val loss {vl:.3f} "
-                        f"(unigram {unigram:.2f}), max grad norm {max(gnorms):.1f}")  # fmt: skip
+                        f"(unigram {unigram:.2f}), max grad norm {max(gnorms):.1f}")
 
     data = {
         "corpus": {"files": n_files, "chars": len(text), "vocab": len(chars), "val_chars": len(val),
-                   "sha256": hashlib.sha256(text.encode()).hexdigest()[:16]},  # fmt: skip
+                   "sha256": hashlib.sha256(text.encode()).hexdigest()[:16]},
         "config": {"n_layer": n_layer, "n_embd": n_embd, "n_head": n_head, "block": T, "batch": bs, "steps": steps,
                    "warmup_steps": warm, "optimizer": "Adam(0.9, 0.98), constant lr after warmup", "lrs": lrs,
-                   "params": sum(p.numel() for p in model.parameters())},  # fmt: skip
+                   "params": sum(p.numel() for p in model.parameters())},
         "unigram_loss": unigram,
-        "init_grad_norm": init_grad,  # arch -> per layer (1 = next to the input): |dL/dW| of the FFN output weight, mean of 8 batches
+        # arch -> per layer (1 = next to the input): |dL/dW| of the FFN output weight, mean of 8 batches
+        "init_grad_norm": init_grad,
         "runs": runs,
     }
     return dict(stem="gpt_warmup", model=f"char GPT {n_layer}x{n_embd}, {n_head} heads, block {T}",
-                steps=steps, claim=CLAIM, data=data)  # fmt: skip
+                steps=steps, claim=CLAIM, data=data)

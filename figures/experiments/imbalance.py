@@ -43,7 +43,7 @@ def run(ctx):
     sizes = [64, 32, 10]
     losses = ["ce", "weighted_ce", "focal", "focal_alpha"]
     labels = {"ce": "cross-entropy", "weighted_ce": "class-weighted CE", "focal": "focal (γ = 2)",
-              "focal_alpha": "focal + class weights"}  # fmt: skip
+              "focal_alpha": "focal + class weights"}
 
     res = {k: {"minority_recall": [], "minority_pr_auc": [], "accuracy": [], "per_class_recall": []} for k in losses}
     counts = None
@@ -71,7 +71,7 @@ def run(ctx):
         for _ in range(steps):
             z = net(Xb)  # (3, N, 10)
             loss = (F.cross_entropy(z[0], y) + F.cross_entropy(z[1], y, weight=w) + focal_loss(z[2], y)
-                    + focal_loss(z[3], y, alpha=w))  # fmt: skip
+                    + focal_loss(z[3], y, alpha=w))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -89,12 +89,14 @@ def run(ctx):
             r["per_class_recall"].append(rec.tolist())
         if ctx.every(s, seeds, 3):
             ctx.log(f"seed {s + 1}/{seeds}: " + "  ".join(
-                f"{n} rec {np.mean(res[n]['minority_recall']):.3f} ap {np.mean(res[n]['minority_pr_auc']):.3f}" for n in losses))  # fmt: skip
+                f"{n} rec {np.mean(res[n]['minority_recall']):.3f} ap {np.mean(res[n]['minority_pr_auc']):.3f}"
+                for n in losses))
 
     summary = {
-        n: {m: [float(np.mean(res[n][m])), float(np.std(res[n][m]))] for m in ("minority_recall", "minority_pr_auc", "accuracy")}
+        n: {m: [float(np.mean(res[n][m])), float(np.std(res[n][m]))]
+            for m in ("minority_recall", "minority_pr_auc", "accuracy")}
         for n in losses
-    }  # fmt: skip
+    }
     for n in losses:
         summary[n]["per_class_recall"] = np.mean(res[n]["per_class_recall"], axis=0).tolist()
     data = {
@@ -109,4 +111,4 @@ def run(ctx):
         "runs": {n: {m: res[n][m] for m in ("minority_recall", "minority_pr_auc", "accuracy")} for n in losses},
     }
     return dict(stem="imbalance", model=f"MLP {sizes}, Adam lr 1e-2, full batch", steps=steps, claim=CLAIM, data=data,
-                packages=("scikit-learn",))  # fmt: skip
+                packages=("scikit-learn",))

@@ -7,7 +7,8 @@ CPU_THREADS = 1  # small models: single-threaded on the CPU (see runs.py)
 
 CLAIM = (
     "In a deep MLP, N(0,1) weights make ReLU activations explode and a small constant scale makes them vanish, "
-    "while Kaiming (ReLU) and Xavier (tanh) keep the per-layer spread roughly constant (Glorot & Bengio 2010; He et al. 2015)."
+    "while Kaiming (ReLU) and Xavier (tanh) keep the per-layer spread roughly constant "
+    "(Glorot & Bengio 2010; He et al. 2015)."
 )
 
 INITS = ("normal", "small", "xavier", "kaiming")
@@ -22,7 +23,7 @@ def run(ctx):
     out = {"depth": depth, "width": width, "batch": batch, "inits": list(INITS), "init_labels": INIT_LABELS,
            "dtype": "float64", "act": {}, "grad": {}, "wgrad": {}, "act_ratio": {},
            "grad_meaning": "std of dL/dz_l (back-propagated, per example), z_l = h_(l-1) W_l",
-           "wgrad_meaning": "std of dL/dW_l"}  # fmt: skip
+           "wgrad_meaning": "std of dL/dW_l"}
 
     for nonlin in ("tanh", "relu"):
         f = torch.tanh if nonlin == "tanh" else torch.relu
@@ -61,8 +62,9 @@ def run(ctx):
             out["wgrad"][nonlin][init] = w_std
             out["act_ratio"][nonlin][init] = max(a_std) / max(min(a_std), 1e-300)
             ctx.log(f"{nonlin:4s} {init:8s} act std layer 1 {a_std[0]:.3g} -> {depth} {a_std[-1]:.3g}; "
-                    f"dL/dz std layer {depth} {g_std[-1]:.3g} -> 1 {g_std[0]:.3g}")  # fmt: skip
+                    f"dL/dz std layer {depth} {g_std[-1]:.3g} -> 1 {g_std[0]:.3g}")
 
     data = out
     steps = 1  # one forward/backward pass per configuration
-    return dict(stem="init_spread", model=f"MLP {depth}x{width}, no bias, tanh/ReLU", steps=steps, claim=CLAIM, data=data)
+    return dict(stem="init_spread", model=f"MLP {depth}x{width}, no bias, tanh/ReLU", steps=steps, claim=CLAIM,
+                data=data)

@@ -29,7 +29,7 @@ def run(ctx):
     new_api = tuple(int(p) for p in sklearn.__version__.split(".")[:2]) >= (1, 8)  # `penalty` deprecated in 1.8
     out = {"C": Cs, "lambda": [1 / c for c in Cs], "n_features": int(X.shape[1]), "n_classes": 10,
            "n_weights": int(X.shape[1]) * 10, "solver": "saga", "zero_frac": {}, "test_acc": {},
-           "abs_weights": {}}  # fmt: skip
+           "abs_weights": {}}
     max_iter = 300 if ctx.quick else 2000
     for pen in ("l1", "l2"):
         zf, accs = [], []
@@ -49,4 +49,4 @@ def run(ctx):
         out["zero_frac"][pen], out["test_acc"][pen] = zf, accs
 
     return dict(stem="l1_l2", model="multinomial logistic regression (saga), digits standardised", steps=max_iter,
-                claim=CLAIM, data=out, packages=("scikit-learn",))  # fmt: skip
+                claim=CLAIM, data=out, packages=("scikit-learn",))

@@ -9,7 +9,8 @@ CPU_THREADS = 1  # small models: single-threaded on the CPU (see runs.py)
 
 CLAIM = (
     "Without an auxiliary load-balancing loss a top-2 router sends most tokens to a few experts; with the "
-    "Switch-style loss alpha * E * sum f_i P_i the expert load stays close to uniform (Shazeer et al. 2017; Fedus et al. 2021)."
+    "Switch-style loss alpha * E * sum f_i P_i the expert load stays close to uniform "
+    "(Shazeer et al. 2017; Fedus et al. 2021)."
 )
 
 
@@ -97,7 +98,7 @@ def run(ctx):
             load = f.tolist()
             cv = (f.std(unbiased=False) / f.mean()).item()
             per_seed.append({"load": load, "cv": cv, "max_share": max(load), "acc": acc, "aux": aux.item(),
-                             "trace_steps": trace_steps, "trace_load": trace_load, "trace_aux": trace_aux})  # fmt: skip
+                             "trace_steps": trace_steps, "trace_load": trace_load, "trace_aux": trace_aux})
             ctx.log(f"{name:6s} seed {s}: test load {' '.join(f'{v:.2f}' for v in load)}  CV {cv:.2f}  acc {acc:.3f}")
         runs[name] = per_seed
 
@@ -108,6 +109,6 @@ def run(ctx):
         "runs": runs,
         "mean_cv": {n: sum(r["cv"] for r in v) / len(v) for n, v in runs.items()},
         "mean_acc": {n: sum(r["acc"] for r in v) / len(v) for n, v in runs.items()},
-    }  # fmt: skip
+    }
     return dict(stem="moe_balance", model=f"top-{k} MoE, {E} experts ({d}->{hidden}->{d}), digits tokens", steps=steps,
-                claim=CLAIM, data=data, packages=("scikit-learn",))  # fmt: skip
+                claim=CLAIM, data=data, packages=("scikit-learn",))
