@@ -22,7 +22,7 @@ FIGURES: dict[str, Figure] = dict(
         _diagram("ce-vs-mse", grid=(2, 1), aspect=1.15),
         _diagram("softmax-temperature", aspect=0.7),
         _diagram("l1-l2-geometry", grid=(2, 2), aspect=1.05),
-        _diagram("lr-schedules", grid=(2, 1), aspect=1.15),
+        _diagram("lr-schedules", grid=(3, 1), aspect=1.6),
         _diagram("init-spread", grid=(2, 1), aspect=1.25),
         _diagram("norm-axes", grid=(2, 2), aspect=1.05),
         _diagram("focal-loss", aspect=0.75),
@@ -41,6 +41,20 @@ FIGURES: dict[str, Figure] = dict(
         _diagram("dit-adaln-zero", aspect=1.5, module="diagrams_aigc"),
         _diagram("cfg-geometry", aspect=1.0, module="diagrams_aigc"),
         _diagram("controlnet", aspect=1.05, module="diagrams_aigc"),
+        # guide questions of parts 1-3 (issue 10), in diagrams_guide.py
+        _diagram("bn-train-eval", grid=(2, 1), aspect=1.15, module="diagrams_guide"),
+        _diagram("label-targets", grid=(3, 1), aspect=1.3, module="diagrams_guide"),
+        _diagram("ce-gradient", grid=(2, 1), aspect=1.05, module="diagrams_guide"),
+        _diagram("neg-log", aspect=0.8, module="diagrams_guide"),
+        _diagram("sigmoid-softmax-boundaries", grid=(3, 1), aspect=2.0, module="diagrams_guide"),
+        _diagram("lr-loss-surface", aspect=1.0, module="diagrams_guide"),
+        _diagram("receptive-fields", aspect=0.72, module="diagrams_guide"),
+        _diagram("word2vec-windows", grid=(2, 1), aspect=0.95, module="diagrams_guide"),
+        _diagram("qkv-projections", grid=(2, 2), aspect=1.0, module="diagrams_guide"),
+        _diagram("icl-vs-finetune", aspect=1.0, module="diagrams_guide"),
+        _diagram("prompt-vs-prefix", grid=(2, 1), aspect=1.25, module="diagrams_guide"),
+        _diagram("project-story", aspect=1.25, module="diagrams_guide"),
+        _diagram("followup-ladder", aspect=1.0, module="diagrams_guide"),
     ]
 )
 

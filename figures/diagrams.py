@@ -246,8 +246,10 @@ def focal_loss(ax, data):
 
 def lr_schedules(axes, data):
     """Top: step, cosine and BERT's warmup + linear decay, relative to the peak rate.
+    Middle: LLM pre-training: warmup + cosine to 10 % of the peak (GPT-3, LLaMA) and WSD (MiniCPM: warmup, a
+    constant stable phase, exponential decay in the last 10 %), which can also decay from any stable checkpoint.
     Bottom: the Transformer's inverse square root schedule with warmup."""
-    relative_ax, transformer_ax = axes
+    relative_ax, llm_ax, transformer_ax = axes
     total, warmup = 10_000, 1_000
     step = np.arange(total + 1)
     schedules = {
@@ -260,6 +262,28 @@ def lr_schedules(axes, data):
     relative_ax.set(xlim=(0, total), ylim=(0, 1.05), ylabel="lr / peak")
     relative_ax.legend(loc="upper right")
     relative_ax.xaxis.set_major_formatter(lambda value, _: f"{value / 1000:g}k")
+
+    def warmup_cosine(s, floor=0.1):
+        progress = np.clip((s - warmup) / (total - warmup), 0, 1)
+        return np.where(s < warmup, s / warmup, floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * progress)))
+
+    def wsd(s, end, decay_fraction=0.1, halvings=5):
+        decay_start = end - decay_fraction * end  # stable until here, then 0.5^((s - T_s) / half-life)
+        half_life = (end - decay_start) / halvings
+        decayed = 0.5 ** ((s - decay_start) / half_life)
+        return np.where(s < warmup, s / warmup, np.where(s < decay_start, 1.0, decayed))
+
+    llm_ax.plot(step, warmup_cosine(step), color="C4", label="warmup + cosine to 10%")
+    llm_ax.plot(step, wsd(step, total), color="C5", label="WSD: stable, decay last 10%")
+    early = step[step <= total // 2]
+    branch = early >= 0.9 * (total // 2)
+    llm_ax.plot(early[branch], wsd(early, total // 2)[branch], "--", color="C5", linewidth=1.5)
+    llm_ax.text(2450, 0.26, "decay from any\nstable checkpoint", fontsize=10.5, ha="center", va="center")
+    _arrow(llm_ax, (4350, 0.3), (4590, 0.53))
+    llm_ax.set(xlim=(0, total), ylim=(0, 1.6), yticks=[0, 0.5, 1], ylabel="lr / peak")
+    llm_ax.set_title("LLM pre-training", fontsize=11.5)
+    llm_ax.legend(loc="upper center", fontsize=10)
+    llm_ax.xaxis.set_major_formatter(lambda value, _: f"{value / 1000:g}k")
 
     d_model, warmup_steps = 512, 4000
     step = np.arange(1, 40_001)
