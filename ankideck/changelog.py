@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .cloze import DELETION_RE
 from .config import LOCK_FILE, Config, DeckInfo
+from .errors import AnkideckError
 from .fences import FENCE_OPEN_RE
 
 TAG_PATTERN = "v*"
@@ -40,7 +41,7 @@ What changed in the deck, release by release: new, changed and removed cards, by
 SECTION_RE = re.compile(r"^## (\S+)", re.MULTILINE)
 
 
-class ChangelogError(Exception):
+class ChangelogError(AnkideckError):
     """A problem with the git side (no repository, unknown ref): one line for the user."""
 
 

@@ -1,53 +1,51 @@
-"""The command line: a thin layer that turns options into a Config and engine errors into one-line messages."""
+"""The command line: a thin layer that turns options into a Config, calls the engine and prints what it returns.
+
+Every error the engine raises, from any command, goes through ``Cli.invoke``: problems as ``path:line: message``
+lines and a summary, any other error the user can act on as one ``Error: ...`` line; exit code 1, never a traceback.
+"""
 from __future__ import annotations
 
 import json
-import re
-import secrets
 import sys
 from pathlib import Path
 
 import click
 
 from .config import Config, load_config
-from .errors import BuildError, Problems
+from .errors import AnkideckError, BuildError
 
 SHOWN_IDS = 12  # ids listed per kind of change before "... and N more"
+WORST_SHOWN = 10
+PATH_HELP = " (relative to the project root)"
 
 
-def _config(cards: Path | None, out: Path | None = None) -> Config:
-    return load_config(cards=cards, out=out)
+class Cli(click.Group):
+    """The command group; the one place engine errors become messages and exit code 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except BuildError as e:
+            for problem in e.problems:
+                click.echo(str(problem), err=True)
+            count = len(e.problems)
+            click.echo(f"Error: {count} problem{'s' * (count != 1)} found; nothing was written.", err=True)
+        except (AnkideckError, OSError) as e:
+            click.echo(f"Error: {e}", err=True)
+        ctx.exit(1)
 
 
-def _fail(error: BuildError) -> None:
-    for problem in error.problems:
-        click.echo(str(problem), err=True)
-    count = len(error.problems)
-    click.echo(f"Error: {count} problem{'s' * (count != 1)} found; nothing was written.", err=True)
-    sys.exit(1)
-
-
-def _run(action):
-    """Run an engine action; bad input becomes path:line messages and exit code 1, never a traceback."""
-    try:
-        return action()
-    except BuildError as e:
-        _fail(e)
-    except OSError as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(1)
-
-
-cards_option = click.option("--cards", "cards", type=click.Path(path_type=Path, file_okay=False),
-                            help="Folder of card sources (default: [tool.ankideck] cards, or cards/).")
+# Paths are checked by the engine, not by click: click would judge them relative to the working directory.
+cards_option = click.option("--cards", "cards", type=click.Path(path_type=Path),
+                            help="Folder of card sources (default: [tool.ankideck] cards, or cards/)" + PATH_HELP + ".")
 
 
 def build_options(command):
     """The build's options, on `build` and on the group itself (`build.py -q` builds quietly)."""
     for option in reversed((
             cards_option,
-            click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False),
-                         help="The .apkg to write (default: [tool.ankideck] out)."),
+            click.option("--out", "out", type=click.Path(path_type=Path),
+                         help="The .apkg to write (default: [tool.ankideck] out)" + PATH_HELP + "."),
             click.option("--quiet", "-q", is_flag=True, help="Only the summary line."),
             click.option("--new-namespace", "new_namespace", is_flag=True,
                          help="Accept a changed 'namespace' in deck.yaml: every note gets a new identity (a new "
@@ -56,7 +54,7 @@ def build_options(command):
     return command
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Cli, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ankideck")
 @build_options
 @click.pass_context
@@ -77,8 +75,8 @@ def build(cards: Path | None, out: Path | None, quiet: bool, new_namespace: bool
     def waiting() -> None:
         click.echo("Another build is running in this project; waiting for it to finish ...", err=True)
 
-    config = _run(lambda: _config(cards, out))
-    result = _run(lambda: build_deck(config, progress=not quiet, new_namespace=new_namespace, on_wait=waiting))
+    config = load_config(cards=cards, out=out)
+    result = build_deck(config, progress=not quiet, new_namespace=new_namespace, on_wait=waiting)
     changes = result.plan.changes
     for notice in result.plan.notices:
         click.echo(notice, err=True)
@@ -110,8 +108,8 @@ def check(cards: Path | None, render: bool, files: tuple[str, ...]) -> None:
     """Run every check on the sources; write nothing."""
     from .pipeline import gather
 
-    config = _run(lambda: _config(cards))
-    plan = _run(lambda: gather(config, only=files))
+    config = load_config(cards=cards)
+    plan = gather(config, only=files)
     if render:
         _render_check(config, files)
     click.echo(f"OK: {len(plan.notes)} notes in {len({n.source.path for n in plan.notes})} files, "
@@ -120,21 +118,12 @@ def check(cards: Path | None, render: bool, files: tuple[str, ...]) -> None:
         click.echo(notice, err=True)
 
 
-WORST_SHOWN = 10
-
-
 def _render_check(config: Config, files: tuple[str, ...] = ()) -> None:
     import statistics
 
-    from .errors import BuildError as _BuildError
-    from .preview import PreviewError
     from .render_check import check_rendering
 
-    try:
-        report = _run(lambda: check_rendering(config, progress=False, files=files))
-    except PreviewError as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(1)
+    report = check_rendering(config, progress=False, files=files)
     if report.heights:
         screens = [height / report.screen for height in report.heights]
         click.echo(f"Answers with the Extra closed: median {statistics.median(screens):.2f} screens, "
@@ -145,7 +134,7 @@ def _render_check(config: Config, files: tuple[str, ...] = ()) -> None:
         for finding in worst[:WORST_SHOWN]:
             click.echo(f"  {finding.card}: {finding.reason} ({finding.overflow:.2f}x)", err=True)
     if report.problems:
-        _fail(_BuildError(report.problems))
+        raise BuildError(report.problems)
 
 
 @cli.command()
@@ -154,50 +143,10 @@ def _render_check(config: Config, files: tuple[str, ...] = ()) -> None:
 @click.option("--id", "card_id", help="The card id (default: a fresh one).")
 def new(file: Path, cloze: bool, card_id: str | None) -> None:
     """Append a new card with a fresh, unique id to FILE (created if missing)."""
-    from .parse import CARD_RE, ID_RE, decode
-    from .sources import card_files
+    from .scaffold import new_card
 
-    config = _run(lambda: _config(None))
-    if not file.resolve().is_relative_to(config.cards_dir.resolve()) or file.suffix != ".md":
-        click.echo(f"Error: {file.as_posix()} is not a .md file inside the cards folder "
-                   f"({config.rel(config.cards_dir)}/): a card there would never be built", err=True)
-        sys.exit(1)
-    used = set()
-    for path in card_files(config) + ([file] if file.is_file() else []):
-        for line in path.read_text("utf-8", errors="replace").splitlines():
-            match = CARD_RE.match(line)
-            if match:
-                used.add(match.group(2))
-    from .lockfile import load as load_lock
-
-    lock_problems = Problems()  # removed cards stay in the lock: their ids still name notes in collections
-    used |= set(load_lock(config.lock_path, config.rel(config.lock_path), lock_problems).notes)
-    if lock_problems:
-        _fail(BuildError(lock_problems))
-    stem = re.sub(r"[^a-z0-9]+", "-", file.stem.lower()).strip("-") or "card"
-    explicit = card_id is not None
-    while card_id is None or (card_id in used and not explicit):
-        card_id = f"{stem}-{secrets.token_hex(3)}"  # fresh: random, then checked against every id in use
-    taken = {used_id.casefold() for used_id in used}
-    if explicit and (not ID_RE.match(card_id) or card_id.casefold() in taken):
-        click.echo(f"Error: card id {card_id!r} is {'already used' if card_id.casefold() in taken else 'not valid'}",
-                   err=True)
-        sys.exit(1)
-    body = (f"# cloze: {card_id}\n\n{{{{c1::...}}}}\n\n## Extra\n\n" if cloze
-            else f"# card: {card_id}\n\n## Front\n\n...\n\n## Back\n\n...\n\n## Extra\n\n")
-    text = ""
-    if file.is_file():
-        problems = Problems()
-        text = _run(lambda: decode(file.read_bytes(), config.rel(file), problems))
-        if text is None:  # never rewrite a file this tool cannot read back exactly
-            _fail(BuildError(problems))
-    if text and not text.endswith("\n"):
-        text += "\n"
-    prefix = "\n" if text else ""
-    line = text.count("\n") + 1 + len(prefix)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(text + prefix + body, "utf-8")
-    click.echo(f"Added {'cloze' if cloze else 'card'} '{card_id}' at {file.as_posix()}:{line}")
+    card = new_card(load_config(), file, cloze, card_id)
+    click.echo(f"Added {'cloze' if cloze else 'card'} '{card.id}' at {file.as_posix()}:{card.line}")
 
 
 @cli.command()
@@ -207,8 +156,7 @@ def stats(cards: Path | None, as_json: bool) -> None:
     """Cards per deck and tag, and coverage of the guide's questions."""
     from .stats import stats as deck_stats
 
-    config = _run(lambda: _config(cards))
-    data = _run(lambda: deck_stats(config))
+    data = deck_stats(load_config(cards=cards))
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
@@ -231,22 +179,18 @@ def stats(cards: Path | None, as_json: bool) -> None:
 
 @cli.command()
 @cards_option
-@click.option("--out", "out", type=click.Path(path_type=Path, file_okay=False),
-              help="Folder to write (default: preview/ beside the .apkg).")
+@click.option("--out", "out", type=click.Path(path_type=Path),
+              help="Folder to write (default: preview/ beside the .apkg)" + PATH_HELP + ".")
 @click.option("--shots", is_flag=True, help="Also save PNG screenshots of a few cards, light and night, under shots/ "
                                             "(needs Chromium and playwright).")
 @click.option("--shot", "shot_ids", multiple=True, metavar="ID",
               help="Screenshot this card (repeatable) instead of a few chosen ones; implies --shots.")
 def preview(cards: Path | None, out: Path | None, shots: bool, shot_ids: tuple[str, ...]) -> None:
     """Write an HTML preview of every card, front and back, to open in a browser (works offline)."""
-    from .preview import PreviewError, write_preview
+    from .preview import write_preview
 
-    config = _run(lambda: _config(cards))
-    try:
-        index = _run(lambda: write_preview(config, out, shots=shot_ids or shots, progress=True))
-    except PreviewError as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(1)
+    config = load_config(cards=cards)
+    index = write_preview(config, out and config.resolve(out), shots=shot_ids or shots, progress=True)
     click.echo(f"Wrote {config.rel(index)}; open {index.as_uri()}")
     if shots or shot_ids:
         click.echo(f"Screenshots in {config.rel(index.parent / 'shots')}/")
@@ -255,23 +199,19 @@ def preview(cards: Path | None, out: Path | None, shots: bool, shot_ids: tuple[s
 @cli.command()
 @cards_option
 @click.option("--since", metavar="REF", help="Git tag, branch or commit to compare with (default: the last v* tag).")
-@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), help="Write the Markdown to FILE.")
+@click.option("--out", "out", type=click.Path(path_type=Path),
+              help="Write the Markdown to FILE" + PATH_HELP + ".")
 @click.option("--changelog", is_flag=True, help="Put it first in CHANGELOG.md as this version's section (without an "
                                                 "earlier tag: the initial release).")
 @click.option("--initial", is_flag=True, help="No earlier version: the whole deck, as an initial release.")
 def changes(cards: Path | None, since: str | None, out: Path | None, changelog: bool, initial: bool) -> None:
     """New, changed and removed cards since REF, by deck, in Markdown, and a summary line (the release notes)."""
-    from .changelog import ChangelogError
     from .changelog import run as changes_since
 
     if initial and since:
         raise click.UsageError("--initial compares with nothing: leave out --since")
-    config = _run(lambda: _config(cards))
-    try:
-        click.echo(_run(lambda: changes_since(config, since, out, changelog, initial)))
-    except ChangelogError as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(1)
+    config = load_config(cards=cards)
+    click.echo(changes_since(config, since, out and config.resolve(out), changelog, initial))
 
 
 def main() -> None:

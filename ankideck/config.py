@@ -1,6 +1,8 @@
-"""Where things are. Read from ``[tool.ankideck]`` in the project's pyproject.toml; CLI options override it."""
+"""The project's settings: where things are (``[tool.ankideck]`` in pyproject.toml, overridden by CLI options), and
+the deck's own (deck.yaml and guide.yaml in the cards folder)."""
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,6 +15,9 @@ from .parse import CONTROL_RE, control_problems, load_yaml, yaml_problem
 DECK_FILE = "deck.yaml"         # in the cards folder: the root deck's name and description
 GUIDE_FILE = "guide.yaml"       # in the cards folder, optional: the questions cards can point at
 LOCK_FILE = "cards.lock.json"   # in the cards folder, committed: each note's content hash and mod time
+PYPROJECT = "pyproject.toml"
+DEFAULTS = {"cards": "cards", "out": "dist/deck.apkg", "figures": "figures", "cache": ".cache/ankideck"}
+TABLE_RE = re.compile(r"^\s*\[")
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,10 @@ class Config:
         except ValueError:
             return path.as_posix()
 
+    def resolve(self, path: Path) -> Path:
+        """A path the user gave (a setting or an option): relative to the project root unless absolute."""
+        return (self.root / path).resolve()
+
 
 def find_root(start: Path) -> Path:
     start = start.resolve()
@@ -48,26 +57,57 @@ def find_root(start: Path) -> Path:
 
 
 def load_config(cwd: Path | None = None, cards: Path | None = None, out: Path | None = None) -> Config:
+    """The settings of the project around ``cwd`` (default: the working directory). ``cards`` and ``out`` override
+    theirs; like every path in the settings, they are relative to the project root unless absolute.
+
+    Raises BuildError for an unreadable pyproject.toml, an unknown key in ``[tool.ankideck]`` or a value that is no
+    path, each at its line."""
     root = find_root(cwd or Path.cwd())
-    settings: dict = {}
-    pyproject = root / "pyproject.toml"
-    if pyproject.is_file():
-        try:
-            settings = tomllib.loads(pyproject.read_text("utf-8")).get("tool", {}).get("ankideck", {})
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise BuildError([Problem("pyproject.toml", 1, f"cannot read [tool.ankideck]: {e}")])
-    config = Config(
-        root=root,
-        cards_dir=root / settings.get("cards", "cards"),
-        out=root / settings.get("out", "dist/deck.apkg"),
-        figures_dir=root / settings.get("figures", "figures"),
-        cache_dir=root / settings.get("cache", ".cache/ankideck"),
-    )
+    settings = _settings(root / PYPROJECT)
+    config = Config(root=root, cards_dir=root / settings["cards"], out=root / settings["out"],
+                    figures_dir=root / settings["figures"], cache_dir=root / settings["cache"])
     if cards is not None:
-        config = replace(config, cards_dir=(Path.cwd() / cards).resolve())
+        config = replace(config, cards_dir=config.resolve(cards))
     if out is not None:
-        config = replace(config, out=(Path.cwd() / out).resolve())
+        config = replace(config, out=config.resolve(out))
     return config
+
+
+def _settings(pyproject: Path) -> dict[str, str]:
+    """``[tool.ankideck]`` over the defaults."""
+    if not pyproject.is_file():
+        return dict(DEFAULTS)
+    try:
+        text = pyproject.read_text("utf-8")
+        table = tomllib.loads(text).get("tool", {}).get("ankideck", {})
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        line = int(found.group(1)) if (found := re.search(r"at line (\d+)", str(e))) else 1
+        raise BuildError([Problem(PYPROJECT, line, f"cannot read [tool.ankideck]: {e}")]) from None
+    problems = Problems()
+    for key, value in table.items():
+        if key not in DEFAULTS:
+            problems.add(PYPROJECT, _key_line(text, key), f"unknown key '{key}' in [tool.ankideck] (known: "
+                                                          f"{', '.join(sorted(DEFAULTS))})")
+        elif not isinstance(value, str) or not value:
+            problems.add(PYPROJECT, _key_line(text, key), f"[tool.ankideck] {key} must be a path (a string), "
+                                                          f"not {value!r}")
+    problems.raise_if_any()
+    return {**DEFAULTS, **table}
+
+
+def _key_line(text: str, key: str) -> int:
+    """The line of ``key = ...`` in the ``[tool.ankideck]`` table of ``text`` (the table's line if not found)."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if re.match(r"^\s*\[\s*tool\s*\.\s*ankideck\s*\]", line)), None)
+    if start is None:
+        return 1
+    key_re = re.compile(rf"""^\s*(?:{re.escape(key)}|"{re.escape(key)}"|'{re.escape(key)}')\s*=""")
+    for i in range(start + 1, len(lines)):
+        if TABLE_RE.match(lines[i]):
+            break
+        if key_re.match(lines[i]):
+            return i + 1
+    return start + 1
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from . import cloze as cloze_grammar
 from .config import Config
-from .errors import BuildError, Problem, Problems
+from .errors import AnkideckError, BuildError, Problem, Problems
 from .media import collect_media
 from .models import BASIC_FIELDS, BASIC_TEMPLATE, CLOZE_FIELDS, CLOZE_TEMPLATE, stylesheet
 from .pipeline import Note, gather
@@ -43,7 +43,7 @@ PHONE = {"width": 390, "height": 844}                      # CSS px of a current
 SHOT_COUNT = 3
 
 
-class PreviewError(Exception):
+class PreviewError(AnkideckError):
     """The preview cannot be made for a reason outside the cards (a missing package or browser)."""
 
 

@@ -320,3 +320,75 @@ def test_build_py_without_the_project_installed_says_how_to_set_up(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("Error: ") and "pip install -e ." in result.stderr
+
+
+# --- the error handler, settings and paths --------------------------------------------------------------------------
+
+
+def test_new_with_an_unreadable_lock_file_is_a_problem_not_a_traceback(project):
+    (project / "cards/cards.lock.json").write_text("{not json", "utf-8")
+    result = CliRunner().invoke(cli, ["new", str(project / "cards/basics/more.md")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert problems_of(result)[0].startswith("cards/cards.lock.json:1: unreadable lock file")
+    assert not (project / "cards/basics/more.md").exists()
+
+
+def test_new_card_is_engine_work_without_the_cli(project):
+    from ankideck.config import load_config
+    from ankideck.scaffold import new_card
+
+    card = new_card(load_config(), project / "cards/basics/more.md", cloze=True)
+    assert card.line == 1 and card.id.startswith("more-")
+    assert (project / "cards/basics/more.md").read_text("utf-8").startswith(f"# cloze: {card.id}\n")
+
+
+@pytest.mark.parametrize("setting, message", [
+    ('outt = "x.apkg"', "unknown key 'outt' in [tool.ankideck] (known: cache, cards, figures, out)"),
+    ("cards = 3", "[tool.ankideck] cards must be a path (a string), not 3"),
+])
+def test_a_bad_tool_ankideck_setting_is_reported_at_its_line(project, setting, message):
+    pyproject = project / "pyproject.toml"
+    lines = [line for line in pyproject.read_text("utf-8").splitlines() if not line.startswith("cards =")]
+    table = lines.index("[tool.ankideck]")
+    lines.insert(table + 2, setting)
+    pyproject.write_text("\n".join(lines + ["", "[tool.other]", "outt = 1", ""]), "utf-8")
+    for command in (["build"], ["check"], ["stats"], ["new", "cards/x.md"]):
+        result = run(*command)
+        assert result.exit_code == 1, (command, result.output)
+        assert problems_of(result) == [f"pyproject.toml:{table + 3}: {message}"], (command, result.output)
+
+
+def test_an_unreadable_pyproject_is_reported_at_its_line(project):
+    (project / "pyproject.toml").write_text('[tool.ankideck]\ncards = "cards"\nout = \n', "utf-8")
+    result = run("check")
+    assert result.exit_code == 1 and problems_of(result)[0].startswith("pyproject.toml:3: cannot read [tool.ankideck]")
+
+
+def test_cards_and_out_are_relative_to_the_project_not_the_working_directory(project, monkeypatch):
+    monkeypatch.chdir(project / "cards/basics")
+    result = run("build", "--cards", "cards", "--out", "dist/here.apkg")
+    assert result.exit_code == 0, result.output
+    assert (project / "dist/here.apkg").is_file()
+    assert not (project / "cards/basics/dist").exists()
+    assert run("check", "--cards", "cards").exit_code == 0
+    assert run("stats", "--cards", "cards").exit_code == 0
+
+
+@pytest.mark.parametrize("command, message", [
+    (["changes", "--since", "HEAD"], "is not in a git repository"),                       # ChangelogError
+    (["build", "--out", "dist"], "cannot write dist: it is a directory"),                 # OSError
+])
+def test_every_error_is_one_line_and_exit_code_1(project, command, message):
+    (project / "dist").mkdir()
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: ") and message in result.output, result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, (AttributeError, TypeError))
+
+
+def test_a_preview_error_is_one_line(project, monkeypatch):
+    monkeypatch.setenv("ANKIDECK_CHROMIUM", "")
+    monkeypatch.setattr("ankideck.preview.chromium_path", lambda: None)
+    result = CliRunner().invoke(cli, ["preview", "--shots"])
+    assert result.exit_code == 1 and result.output.startswith("Error: no Chromium found"), result.output
