@@ -410,3 +410,64 @@ def check_sampling(ns):
     draws = np.bincount([sample(z.copy(), g, T=0.8, top_k=4, top_p=0.8) for _ in range(20000)], minlength=5)
     np.testing.assert_allclose(draws / draws.sum(), target, atol=0.015)
     assert draws[target == 0].sum() == 0
+
+
+# --------------------------------------------------------------------------- training memory estimator
+def _activation_reference(s, b, h, a, t, sp, recompute):
+    """One layer, tensor by tensor as listed by Korthikanti et al. 2022 (16-bit values, 1-byte dropout masks)."""
+    if recompute == "full":
+        return 2 * s * b * h / (t if sp else 1)  # only the layer input
+    # (bytes, kind): "rep" is replicated across the tensor-parallel group unless sequence parallel splits it,
+    # "tp" is split by tensor parallelism, "quad" are the s x s attention tensors (split by tensor parallelism)
+    tensors = [
+        (2 * s * b * h, "rep"),  # QKV projection input
+        (4 * s * b * h, "tp"),  # Q and K
+        (2 * a * s * s * b, "quad"),  # softmax output
+        (a * s * s * b, "quad"),  # attention dropout mask
+        (2 * a * s * s * b, "quad"),  # attention dropout output
+        (2 * s * b * h, "tp"),  # V
+        (2 * s * b * h, "tp"),  # output projection input
+        (s * b * h, "rep"),  # attention-block dropout mask
+        (2 * s * b * h, "rep"),  # first MLP linear input
+        (8 * s * b * h, "tp"),  # GeLU input (4h wide)
+        (8 * s * b * h, "tp"),  # second MLP linear input
+        (s * b * h, "rep"),  # MLP dropout mask
+        (2 * s * b * h, "rep"),  # LayerNorm 1 input
+        (2 * s * b * h, "rep"),  # LayerNorm 2 input
+    ]
+    total = 0.0
+    for size, kind in tensors:
+        if kind == "quad" and recompute == "selective":
+            continue
+        total += size / t if (kind != "rep" or sp) else size
+    return total
+
+
+@check("mem-estimator-code")
+def check_memory_estimator(ns):
+    model_state_bytes, activation_bytes = ns["model_state_bytes"], ns["activation_bytes"]
+    # the ZeRO paper's Figure 1: 7.5B parameters on 64 data-parallel GPUs
+    totals = [sum(model_state_bytes(7.5e9, zero=z, dp=64)) / 1e9 for z in range(4)]
+    np.testing.assert_allclose([round(x, 1) for x in totals], [120.0, 31.4, 16.6, 1.9])
+    np.testing.assert_allclose(totals, [120.0, 31.40625, 16.640625, 1.875], rtol=1e-12)
+    # 16 bytes per parameter: 7B -> 112 GB; one GPU or stage 0 shards nothing
+    p, g, o = model_state_bytes(7e9)
+    np.testing.assert_allclose((p, g, o), (14e9, 14e9, 84e9), rtol=1e-12)
+    for z in range(4):
+        np.testing.assert_allclose(sum(model_state_bytes(7e9, zero=z, dp=1)), 112e9, rtol=1e-12)
+    p, g, o = model_state_bytes(1e9, zero=3, dp=8)
+    np.testing.assert_allclose((p, g, o), (2e9 / 8, 2e9 / 8, 12e9 / 8), rtol=1e-12)
+    p, g, o = model_state_bytes(1e9, zero=1, dp=8)
+    np.testing.assert_allclose((p, g, o), (2e9, 2e9, 12e9 / 8), rtol=1e-12)
+    # activations against the tensor-by-tensor sum
+    for s, b, h, a, L in [(2048, 1, 12288, 96, 96), (4096, 2, 4096, 32, 32), (512, 8, 1024, 16, 24)]:
+        for t in (1, 2, 8):
+            for sp in (False, True):
+                for recompute in (None, "selective", "full"):
+                    got = activation_bytes(s, b, h, a, L, t=t, sp=sp, recompute=recompute)
+                    ref = L * _activation_reference(s, b, h, a, t, sp, recompute)
+                    np.testing.assert_allclose(got, ref, rtol=1e-12)
+    # GPT-3 175B, s = 2048, b = 1: 5as/h = 80, about 2.9 GB a layer and 275 GB for 96 layers
+    one = activation_bytes(2048, 1, 12288, 96, 1)
+    np.testing.assert_allclose(one, 2048 * 12288 * 114, rtol=1e-12)
+    np.testing.assert_allclose(activation_bytes(2048, 1, 12288, 96, 96) / 1e9, 275.4, rtol=1e-3)
