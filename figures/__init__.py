@@ -1,22 +1,40 @@
 """Figure registry: the NAME in a card's ``![alt](fig:NAME)`` -> how to draw it (see NAMES.md).
 
+One rule for every figure: NAME is drawn by the function ``NAME`` with '-' -> '_' in its module (diagrams*.py for
+computed diagrams, measured.py for the ``run-*`` figures of measured data), and no NAME is registered twice.
+
 Importing this module must stay cheap: it only builds Figure records. numpy and matplotlib are imported by the plot
 modules, and those are imported only when a figure has to be rendered.
 """
 
-from pathlib import Path
-
 from ankideck import Figure
 
 
-def _diagram(
-    name: str, grid: tuple[int, int] = (1, 1), aspect: float = 0.62, module: str = "diagrams"
-) -> tuple[str, Figure]:
-    """A computed diagram; its plot function in ``module`` (diagrams.py) is the name with '-' -> '_'."""
-    return name, Figure(f"{__name__}.{module}:{name.replace('-', '_')}", grid=grid, aspect=aspect)
+def _figure(name: str, module: str, data=(), grid=(1, 1), aspect=0.62) -> tuple[str, Figure]:
+    """NAME, drawn by ``module``'s function of the same name ('-' -> '_') from figures/data/<stem>.json per stem."""
+    plot = f"{__name__}.{module}:{name.replace('-', '_')}"
+    return name, Figure(plot, data=tuple(f"{stem}.json" for stem in data), grid=grid, aspect=aspect)
 
 
-FIGURES: dict[str, Figure] = dict(
+def _diagram(name: str, grid=(1, 1), aspect=0.62, module: str = "diagrams") -> tuple[str, Figure]:
+    """A computed diagram (no data)."""
+    return _figure(name, module, grid=grid, aspect=aspect)
+
+
+def _measured(name: str, data: list[str], grid=(1, 1), aspect=0.62) -> tuple[str, Figure]:
+    """A measured figure: ``data`` are experiment names (figures/runs.py), whose data files it plots."""
+    return _figure(name, "measured", data, grid=grid, aspect=aspect)
+
+
+def _registry(entries: list[tuple[str, Figure]]) -> dict[str, Figure]:
+    names = [name for name, _ in entries]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"figure names registered twice: {', '.join(twice)}")
+    return dict(entries)
+
+
+FIGURES: dict[str, Figure] = _registry(
     [
         _diagram("activations", grid=(2, 1), aspect=1.25),
         _diagram("ce-vs-mse", grid=(2, 1), aspect=1.15),
@@ -55,14 +73,17 @@ FIGURES: dict[str, Figure] = dict(
         _diagram("prompt-vs-prefix", grid=(2, 1), aspect=1.25, module="diagrams_guide"),
         _diagram("project-story", aspect=1.25, module="diagrams_guide"),
         _diagram("followup-ladder", aspect=1.0, module="diagrams_guide"),
+        # measured (run-*), plotted in measured.py from the data figures/runs.py wrote to figures/data/
+        _measured("run-bert-heads", ["bert_attention"], grid=(2, 2), aspect=1.08),
+        _measured("run-bert-targets", ["bert_attention"], aspect=0.8),
+        _measured("run-warmup", ["gpt_warmup"], grid=(2, 2), aspect=1.05),
+        _measured("run-gpt-attention", ["gpt_attention"], grid=(2, 2), aspect=1.1),
+        _measured("run-init", ["init_spread"], grid=(2, 2), aspect=1.0),
+        _measured("run-distillation", ["distillation"], grid=(2, 1), aspect=1.2),
+        _measured("run-imbalance", ["imbalance"], grid=(2, 1), aspect=1.25),
+        _measured("run-l1-l2", ["l1_l2"], grid=(2, 1), aspect=1.2),
+        _measured("run-moe", ["moe_balance"], grid=(2, 1), aspect=1.2),
+        _measured("run-adaptive-softmax", ["adaptive_softmax"], grid=(2, 1), aspect=1.15),
+        _measured("run-attention-cost", ["attention_cost"], grid=(3, 1), aspect=1.6),
     ]
 )
-
-# Measured figures (run-*) live in measured.py, written from committed data. Import it only when it exists, and
-# without catching ImportError, so that a broken measured.py fails loudly instead of silently dropping figures.
-if (Path(__file__).with_name("measured.py")).is_file():
-    from .measured import MEASURED
-
-    if clash := FIGURES.keys() & MEASURED.keys():
-        raise ValueError(f"figure names registered twice (diagrams and measured): {sorted(clash)}")
-    FIGURES.update(MEASURED)

@@ -9,7 +9,7 @@ fallback list (``CJK``), Latin glyphs and math stay DejaVu Sans like the other f
 
 import matplotlib as mpl
 import numpy as np
-from matplotlib.colors import LinearSegmentedColormap, ListedColormap, to_rgb
+from matplotlib.colors import LinearSegmentedColormap, ListedColormap
 from matplotlib.patches import Patch, Rectangle
 
 from .diagrams import _arrow, _box, _ink, _label_on_line, _schematic, _sigmoid, _softmax, _tint
@@ -87,8 +87,8 @@ def bn_train_eval(axes, data):
     var_ax.set_xlabel("training step")
     var_ax.annotate("eval: these fixed\nvalues, any batch size", xy=(steps, running_var[-1]),
                     xytext=(62, 7.2), fontsize=10.5, arrowprops=dict(arrowstyle="-|>", color=_ink()))
-    var_ax.text(3, 0.5, "$\\hat\\sigma^2 \\leftarrow (1-\\rho)\\,\\hat\\sigma^2 + \\rho\\,\\frac{m}{m-1}\\,\\sigma_B^2$",
-                fontsize=10.5)
+    var_ax.text(3, 0.5, "$\\hat\\sigma^2 \\leftarrow (1-\\rho)\\,\\hat\\sigma^2"
+                        " + \\rho\\,\\frac{m}{m-1}\\,\\sigma_B^2$", fontsize=10.5)
 
 
 def label_targets(axes, data):

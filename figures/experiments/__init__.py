@@ -1,4 +1,6 @@
-"""Experiments run by ``figures/runs.py``: one module per experiment, each with ``run(ctx) -> dict``.
+"""Experiments run by ``figures/runs.py``: one module per experiment, each with a ``SIZES`` table and
+``run(ctx, **row) -> Measurement`` (see common.py); gpt.py and digits.py are the models and data they share.
 
-Heavy imports (torch, sklearn, transformers) live inside the functions, so importing this package is cheap.
+The experiment modules import torch (and sklearn, transformers) at the top: runs.py imports them only after it has
+found torch. Importing this package, or common.py, stays cheap.
 """

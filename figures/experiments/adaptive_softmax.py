@@ -4,7 +4,19 @@ Time of one training step (forward + backward of the output layer and its loss) 
 as the vocabulary grows. Targets follow a Zipf law, as word frequencies do, so most land in the head cluster.
 """
 
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .common import Measurement
+
 CPU_THREADS = None  # torch threads on the CPU; None = all cores (timings)
+SIZES = {
+    "quick": {"tokens": 512, "vocabs": [2_000, 8_000], "reps": 2},
+    "quick-cuda": {"tokens": 4096, "vocabs": [2_000, 8_000], "reps": 2},
+    "full": {"tokens": 512, "vocabs": [2_000, 8_000, 32_000, 128_000], "reps": 5},
+    "full-cuda": {"tokens": 4096, "vocabs": [4_000, 16_000, 64_000, 256_000], "reps": 5},
+}
 
 CLAIM = (
     "The full softmax output layer costs time linear in the vocabulary; adaptive softmax (frequent words in a small "
@@ -13,26 +25,14 @@ CLAIM = (
 
 
 def zipf_targets(V, n, g):
-    import torch
-
     p = 1.0 / torch.arange(1, V + 1, dtype=torch.float64)  # Zipf, exponent 1
     return torch.multinomial(p / p.sum(), n, replacement=True, generator=g)
 
 
-def run(ctx):
-    import torch
-    import torch.nn as nn
-    import torch.nn.functional as F
-
+def run(ctx, tokens: int, vocabs: list[int], reps: int) -> Measurement:
     dev = ctx.torch_device()
-    cuda = ctx.device == "cuda"
     d = 256
-    n_tok = 4096 if cuda else 512  # hidden states per step (batch x sequence)
-    if ctx.quick:
-        vocabs = [2_000, 8_000]
-    else:
-        vocabs = [4_000, 16_000, 64_000, 256_000] if cuda else [2_000, 8_000, 32_000, 128_000]
-    reps = 2 if ctx.quick else 5
+    n_tok = tokens  # hidden states per step (batch x sequence)
     full_t, ada_t, head_share, params_full, params_ada, cutoffs_all = [], [], [], [], [], []
     for V in vocabs:
         ctx.seed_all()
@@ -70,5 +70,4 @@ def run(ctx):
         "timing": "median of reps, forward + backward, after one warm-up step; "
                   "torch.cuda.synchronize around each on CUDA",
     }
-    return dict(stem="adaptive_softmax", model=f"output layer d={d}, {n_tok} tokens/step", steps=reps, claim=CLAIM,
-                data=data)
+    return Measurement(model=f"output layer d={d}, {n_tok} tokens/step", claim=CLAIM, data=data)

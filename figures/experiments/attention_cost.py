@@ -8,7 +8,22 @@
     2 * layers * kv_heads * head_dim * bytes * tokens for a 7B-class configuration (32 layers, 32 query heads of 128).
 """
 
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .common import Measurement
+from .gpt import GPT, GPTConfig, cache_bytes
+
 CPU_THREADS = None  # torch threads on the CPU; None = all cores (timings)
+SIZES = {
+    "quick": {"lengths": [128, 512], "reps": 2, "new_tokens": [32, 128], "cache_context": 128},
+    "full": {"lengths": [128, 256, 512, 1024, 2048], "reps": 5, "new_tokens": [64, 128, 256, 512],
+             "cache_context": 1024},
+    "full-cuda": {"lengths": [256, 512, 1024, 2048, 4096, 8192], "reps": 5, "new_tokens": [64, 128, 256, 512],
+                  "cache_context": 1024},
+}
 
 CLAIM = (
     "Fused attention (SDPA) beats the naive softmax(QK^T)V at every length; without a KV cache generation time grows "
@@ -17,10 +32,6 @@ CLAIM = (
 
 
 def naive_attention(q, k, v):
-    import math
-
-    import torch
-
     L = q.size(-2)
     att = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))  # (B, H, L, L): the matrix SDPA never stores whole
     mask = torch.ones(L, L, dtype=torch.bool, device=q.device).tril()
@@ -28,21 +39,13 @@ def naive_attention(q, k, v):
     return att @ v  # (B, H, L, hd)
 
 
-def run(ctx):
-    import torch
-    import torch.nn.functional as F
-
-    from .gpt import GPT, GPTConfig, cache_bytes
-
+def run(ctx, lengths: list[int], reps: int, new_tokens: list[int], cache_context: int) -> Measurement:
     dev = ctx.torch_device()
-    cuda = ctx.device == "cuda"
-    quick = ctx.quick
     out = {}
 
     # (a) naive vs fused --------------------------------------------------------------------------------------
     B, H, hd = (4, 8, 64)
-    lens = [128, 512] if quick else ([256, 512, 1024, 2048, 4096, 8192] if cuda else [128, 256, 512, 1024, 2048])
-    reps = 2 if quick else 5
+    lens = lengths
     t_naive, t_sdpa, max_err = [], [], []
     for L in lens:
         ctx.seed_all()
@@ -64,7 +67,7 @@ def run(ctx):
     }
 
     # (b) generation with vs without the KV cache -------------------------------------------------------------
-    gen_lens = [32, 128] if quick else [64, 128, 256, 512]
+    gen_lens = new_tokens
     cfg = GPTConfig(vocab_size=256, block_size=max(gen_lens) + 1, n_layer=4, n_head=8, n_embd=256)
     ctx.seed_all()
     model = GPT(cfg).to(dev).eval()
@@ -86,7 +89,7 @@ def run(ctx):
     }
 
     # (c) KV-cache bytes: measured on the tiny model, and the formula for a 7B-class model ----------------------
-    n_ctx = 128 if quick else 1024
+    n_ctx = cache_context
     measured = {}
     for name, kv in (("MHA", 8), ("GQA", 2), ("MQA", 1)):
         c = GPTConfig(vocab_size=256, block_size=n_ctx, n_layer=4, n_head=8, n_kv_head=kv, n_embd=256)
@@ -105,5 +108,4 @@ def run(ctx):
                  "measured": measured},
         "big": {"config": big, "kv_heads": {"MHA": 32, "GQA": 8, "MQA": 1}, "contexts": contexts, "bytes": big_bytes},
     }
-    return dict(stem="attention_cost", model="SDPA vs naive; tiny GPT 4x256 for generation", steps=reps, claim=CLAIM,
-                data=out)
+    return Measurement(model="SDPA vs naive; tiny GPT 4x256 for generation", claim=CLAIM, data=out)

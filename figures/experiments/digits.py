@@ -1,12 +1,14 @@
-"""scikit-learn's bundled digits (8x8 images, 10 classes, 1,797 samples): a fixed, standardised split."""
+"""scikit-learn's bundled digits (8x8 images, 10 classes, 1,797 samples): a fixed, standardised split; MLPs for it."""
+
+import numpy as np
+import torch
+import torch.nn as nn
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 
 
 def load(seed: int, device, test_size: float = 0.25):
-    import numpy as np
-    import torch
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
+    """(X_train (N, 64), y_train (N,), X_test (n, 64), y_test (n,)) on ``device``, standardised by the train split."""
     X, y = load_digits(return_X_y=True)
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=test_size, random_state=seed, stratify=y)
     mu, sd = Xtr.mean(0), Xtr.std(0) + 1e-6  # constant pixels stay 0
@@ -19,8 +21,6 @@ def load(seed: int, device, test_size: float = 0.25):
 
 
 def mlp(sizes, dropout: float = 0.0):
-    import torch.nn as nn
-
     layers = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
@@ -38,8 +38,6 @@ class Ensemble:
     """
 
     def __init__(self, M: int, sizes, device, generator=None):
-        import torch
-
         self.params = []
         for a, b in zip(sizes[:-1], sizes[1:]):
             bound = 1.0 / a**0.5
@@ -48,8 +46,6 @@ class Ensemble:
             self.params += [W.to(device).requires_grad_(), bias.to(device).requires_grad_()]
 
     def __call__(self, X):  # X: (M, N, in) -> (M, N, out)
-        import torch
-
         h = X
         n = len(self.params) // 2
         for i in range(n):

@@ -5,7 +5,17 @@ images and learns either from their hard labels or from the teacher's soft targe
 T = 4, with the loss T^2 * KL(p_t^T || p_s^T) (soft targets only, no hard-label term).
 """
 
+import torch
+import torch.nn.functional as F
+
+from .common import Measurement
+from .digits import Ensemble, load, mlp
+
 CPU_THREADS = 1  # small models: single-threaded on the CPU (see runs.py)
+SIZES = {
+    "quick": {"fractions": [0.05, 0.2], "seeds": 3, "teacher_steps": 100, "student_steps": 150},
+    "full": {"fractions": [0.03, 0.05, 0.1, 0.2, 0.5, 1.0], "seeds": 8, "teacher_steps": 300, "student_steps": 300},
+}
 
 CLAIM = (
     "A student trained on the teacher's soft targets (T = 4) generalises better than one trained on hard labels "
@@ -13,18 +23,11 @@ CLAIM = (
 )
 
 
-def run(ctx):
-    import torch
-    import torch.nn.functional as F
-
-    from .digits import Ensemble, load, mlp
-
+def run(ctx, fractions: list[float], seeds: int, teacher_steps: int, student_steps: int) -> Measurement:
     dev = ctx.torch_device()
     Xtr, ytr, Xte, yte = load(ctx.seed, dev)
-    quick = ctx.quick
-    fracs = [0.05, 0.2] if quick else [0.03, 0.05, 0.1, 0.2, 0.5, 1.0]
-    seeds = 3 if quick else 8
-    t_steps, s_steps = (100, 150) if quick else (300, 300)
+    fracs = fractions
+    t_steps, s_steps = teacher_steps, student_steps
     temps = [1.0, 4.0]
     teacher_sizes, student_sizes = [64, 256, 256, 10], [64, 16, 10]
 
@@ -109,5 +112,5 @@ def run(ctx):
         "acc_mean": {m: [sum(v) / len(v) for v in acc[m]] for m in methods},
         "example": example,
     }
-    return dict(stem="distillation", model=f"MLP teacher {teacher_sizes} -> student {student_sizes}",
-                steps=t_steps + s_steps, claim=CLAIM, data=data, packages=("scikit-learn",))
+    return Measurement(model=f"MLP teacher {teacher_sizes} -> student {student_sizes}", claim=CLAIM, data=data,
+                       steps=t_steps + s_steps, packages=("scikit-learn",))

@@ -4,13 +4,14 @@
 - ``n_kv_head``: MHA (= n_head), GQA (a divisor) or MQA (1) key/value heads.
 - ``forward(idx, cache=..., need_weights=...)``: an optional KV cache for generation and the attention maps.
 
-Import only where torch is installed (the experiments import it lazily).
+Also the character-level data from the cards both tiny-GPT experiments train on, and ``get_batch`` for it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -28,7 +29,6 @@ class GPTConfig:
     pre_ln: bool = True
     dropout: float = 0.0
     init: str = "gpt2"  # "gpt2": N(0, 0.02) everywhere; "xavier": Xavier-uniform linears, N(0, 1) embeddings
-
 
     @property
     def kv_heads(self) -> int:
@@ -163,8 +163,6 @@ def cache_bytes(caches) -> int:
 def corpus(cards_dir) -> tuple[str, int]:
     """The deck's card text, cards/**/*.md, without cards/experiments/ (those cards quote these runs' numbers:
     training on them would make the numbers depend on themselves)."""
-    from pathlib import Path
-
     root = Path(cards_dir)
     files = sorted(f for f in root.rglob("*.md") if "experiments" not in f.relative_to(root).parts)
     return "\n".join(f.read_text(encoding="utf-8") for f in files), len(files)
@@ -180,3 +178,11 @@ def char_dataset(cards_dir):
     ids = torch.tensor([stoi[c] for c in text], dtype=torch.long)  # (len(text),)
     n_val = len(ids) // 10
     return text, chars, ids[:-n_val], ids[-n_val:], n_files
+
+
+def get_batch(ids, block: int, batch: int, generator, device):
+    """``batch`` random windows of ``ids``: inputs (B, T) and the next characters (B, T), T = ``block``."""
+    ix = torch.randint(len(ids) - block - 1, (batch,), generator=generator)
+    x = torch.stack([ids[i:i + block] for i in ix])  # (B, T)
+    y = torch.stack([ids[i + 1:i + block + 1] for i in ix])  # (B, T)
+    return x.to(device), y.to(device)

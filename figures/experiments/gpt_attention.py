@@ -6,7 +6,17 @@ diagonal) and how a previous-token head emerges (Olsson et al. 2022 describe pre
 of induction heads; Clark et al. 2019 found such heads in BERT).
 """
 
+import numpy as np
+import torch
+
+from .common import Measurement
+from .gpt import GPT, GPTConfig, char_dataset, get_batch
+
 CPU_THREADS = 1  # small models: single-threaded on the CPU (see runs.py)
+SIZES = {
+    "quick": {"n_layer": 2, "n_embd": 32, "n_head": 4, "block": 32, "batch": 16, "steps": 150},
+    "full": {"n_layer": 2, "n_embd": 64, "n_head": 4, "block": 64, "batch": 32, "steps": 1500},
+}
 
 CLAIM = (
     "A causal language model's attention is lower-triangular by construction, and training makes some heads "
@@ -14,18 +24,11 @@ CLAIM = (
 )
 
 
-def run(ctx):
-    import numpy as np
-    import torch
-
-    from .gpt import GPT, GPTConfig, char_dataset
-
+def run(ctx, n_layer: int, n_embd: int, n_head: int, block: int, batch: int, steps: int) -> Measurement:
     dev = ctx.torch_device()
     text, chars, train, val, n_files = char_dataset(ctx.cards_dir)
 
-    quick = ctx.quick
-    n_layer, n_embd, n_head, T, bs = (2, 32, 4, 32, 16) if quick else (2, 64, 4, 64, 32)
-    steps = 150 if quick else 1500
+    T, bs = block, batch
     lr, warm = 3e-3, steps // 10
     every = max(1, steps // 15)
     show = min(T, 40)  # positions shown in the maps
@@ -37,9 +40,7 @@ def run(ctx):
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98))
     g = torch.Generator().manual_seed(ctx.seed + 2)
     gv = torch.Generator().manual_seed(ctx.seed + 3)
-    iv = torch.randint(len(val) - T - 1, (16,), generator=gv)
-    xv = torch.stack([val[i:i + T] for i in iv]).to(dev)  # (16, T) fixed held-out windows
-    yv = torch.stack([val[i + 1:i + T + 1] for i in iv]).to(dev)
+    xv, yv = get_batch(val, T, 16, gv, dev)  # (16, T) fixed held-out windows
     idx = np.arange(1, T)
     uniform_prev = float(np.mean(1.0 / (idx + 1)))  # a head spreading evenly over the causal window
 
@@ -64,10 +65,7 @@ def run(ctx):
             break
         for pg in opt.param_groups:
             pg["lr"] = lr * min(1.0, (step + 1) / warm)
-        ix = torch.randint(len(train) - T - 1, (bs,), generator=g)
-        x = torch.stack([train[i:i + T] for i in ix]).to(dev)  # (B, T)
-        y = torch.stack([train[i + 1:i + T + 1] for i in ix]).to(dev)
-        _, loss, _ = model(x, y)
+        _, loss, _ = model(*get_batch(train, T, bs, g, dev))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -91,9 +89,7 @@ def run(ctx):
 
     data = {
         "corpus": {"files": n_files, "chars": len(text), "vocab": len(chars)},
-        "config": {"n_layer": n_layer, "n_embd": n_embd, "n_head": n_head, "block": T, "batch": bs, "steps": steps,
-                   "lr": lr, "warmup_steps": warm, "arch": "pre_ln",
-                   "params": sum(p.numel() for p in model.parameters())},
+        "lr": lr, "warmup_steps": warm, "arch": "pre_ln", "params": sum(p.numel() for p in model.parameters()),
         "uniform_prev": uniform_prev,
         "trace_steps": trace_steps,
         "trace_prev": trace_prev,  # per probe: (layer, head) mean attention on the previous character
@@ -106,5 +102,5 @@ def run(ctx):
         "maps": maps,  # label -> (show, show) of the first held-out window, rows = queries
         "val_loss": trace_val[-1],
     }
-    return dict(stem="gpt_attention", model=f"char GPT {n_layer}x{n_embd}, {n_head} heads, Pre-LN", steps=steps,
-                claim=CLAIM, data=data)
+    return Measurement(model=f"char GPT {n_layer}x{n_embd}, {n_head} heads, Pre-LN", claim=CLAIM, data=data,
+                       steps=steps)

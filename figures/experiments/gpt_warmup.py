@@ -7,7 +7,22 @@ so it needs warmup or a small learning rate; Pre-LN's are well-behaved across la
 layer at initialisation. (The attention maps of a trained model: gpt_attention.py.)
 """
 
+import hashlib
+import math
+
+import numpy as np
+import torch
+
+from .common import Measurement
+from .gpt import GPT, GPTConfig, char_dataset, get_batch
+
 CPU_THREADS = 1  # small models: single-threaded on the CPU (see runs.py)
+SIZES = {
+    "quick": {"n_layer": 2, "n_embd": 32, "n_head": 2, "block": 32, "batch": 16, "steps": 40, "lrs": [1e-2],
+              "eval_batches": 4},
+    "full": {"n_layer": 6, "n_embd": 64, "n_head": 4, "block": 32, "batch": 32, "steps": 400,
+             "lrs": [1e-3, 3e-3, 1e-2], "eval_batches": 16},
+}
 
 CLAIM = (
     "Post-LN Transformers need a learning-rate warmup (or a small learning rate) to train, while Pre-LN "
@@ -18,8 +33,6 @@ CLAIM = (
 
 def downsample(xs, n=100):
     """Window means: a curve of ~n points from one value per step."""
-    import numpy as np
-
     a = np.asarray(xs, dtype=float)
     w = max(1, len(a) // n)
     m = len(a) // w * w
@@ -27,32 +40,14 @@ def downsample(xs, n=100):
     return steps, np.nanmean(a[:m].reshape(-1, w), axis=1).tolist()
 
 
-def run(ctx):
-    import hashlib
-    import math
-
-    import numpy as np
-    import torch
-
-    from .gpt import GPT, GPTConfig, char_dataset
-
+def run(ctx, n_layer: int, n_embd: int, n_head: int, block: int, batch: int, steps: int, lrs: list[float],
+        eval_batches: int) -> Measurement:
     dev = ctx.torch_device()
     text, chars, train, val, n_files = char_dataset(ctx.cards_dir)
     ctx.log(f"corpus: {n_files} card files, {len(text):,} chars, vocabulary {len(chars)}")
 
-    quick = ctx.quick
-    n_layer, n_embd, n_head = (2, 32, 2) if quick else (6, 64, 4)
-    bs, T = (16, 32) if quick else (32, 32)
-    steps = 40 if quick else 400
-    lrs = [1e-2] if quick else [1e-3, 3e-3, 1e-2]
+    bs, T = batch, block
     warm = steps // 4  # linear warmup over the first quarter, then constant
-    eval_batches = 4 if quick else 16
-
-    def batch(src, g):
-        ix = torch.randint(len(src) - T - 1, (bs,), generator=g)
-        x = torch.stack([src[i:i + T] for i in ix])  # (B, T)
-        y = torch.stack([src[i + 1:i + T + 1] for i in ix])  # (B, T) next characters
-        return x.to(dev), y.to(dev)
 
     def make(pre_ln):
         ctx.seed_all()  # the same init for every run of one architecture
@@ -65,7 +60,7 @@ def run(ctx):
     def val_loss(model):
         model.eval()
         g = torch.Generator().manual_seed(ctx.seed + 99)
-        out = sum(model(*batch(val, g))[1].item() for _ in range(eval_batches)) / eval_batches
+        out = sum(model(*get_batch(val, T, bs, g, dev))[1].item() for _ in range(eval_batches)) / eval_batches
         model.train()
         return out
 
@@ -77,7 +72,7 @@ def run(ctx):
         norms = np.zeros(n_layer)
         for _ in range(8):
             model.zero_grad()
-            model(*batch(train, g))[1].backward()
+            model(*get_batch(train, T, bs, g, dev))[1].backward()
             # the FFN output weight, as in Xiong et al.'s Fig. 3
             norms += [blk.mlp[2].weight.grad.norm().item() for blk in model.blocks]
         init_grad[arch] = (norms / 8).tolist()
@@ -99,7 +94,7 @@ def run(ctx):
                     f = (step + 1) / warm if warmup and step < warm else 1.0
                     for pg in opt.param_groups:
                         pg["lr"] = lr * f
-                    _, loss, _ = model(*batch(train, g))
+                    _, loss, _ = model(*get_batch(train, T, bs, g, dev))
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     gn = math.sqrt(sum(p.grad.pow(2).sum().item() for p in model.parameters()))
@@ -118,13 +113,12 @@ def run(ctx):
     data = {
         "corpus": {"files": n_files, "chars": len(text), "vocab": len(chars), "val_chars": len(val),
                    "sha256": hashlib.sha256(text.encode()).hexdigest()[:16]},
-        "config": {"n_layer": n_layer, "n_embd": n_embd, "n_head": n_head, "block": T, "batch": bs, "steps": steps,
-                   "warmup_steps": warm, "optimizer": "Adam(0.9, 0.98), constant lr after warmup", "lrs": lrs,
-                   "params": sum(p.numel() for p in model.parameters())},
+        "warmup_steps": warm, "optimizer": "Adam(0.9, 0.98), constant lr after warmup",
+        "params": sum(p.numel() for p in model.parameters()),
         "unigram_loss": unigram,
         # arch -> per layer (1 = next to the input): |dL/dW| of the FFN output weight, mean of 8 batches
         "init_grad_norm": init_grad,
         "runs": runs,
     }
-    return dict(stem="gpt_warmup", model=f"char GPT {n_layer}x{n_embd}, {n_head} heads, block {T}",
-                steps=steps, claim=CLAIM, data=data)
+    return Measurement(model=f"char GPT {n_layer}x{n_embd}, {n_head} heads, block {T}", claim=CLAIM, data=data,
+                       steps=steps)

@@ -6,7 +6,16 @@ inversely proportional to class frequency, normalised to mean 1), focal loss (ga
 same class weights as alpha (the alpha-balanced form Lin et al. use).
 """
 
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import average_precision_score, recall_score
+
+from .common import Measurement
+from .digits import Ensemble, load
+
 CPU_THREADS = 1  # small models: single-threaded on the CPU (see runs.py)
+SIZES = {"quick": {"seeds": 3, "steps": 150}, "full": {"seeds": 10, "steps": 300}}
 
 CLAIM = (
     "Focal loss (Lin et al. 2017) and class weighting are the standard answers to class imbalance; here they are "
@@ -16,8 +25,6 @@ CLAIM = (
 
 def focal_loss(z, y, gamma: float = 2.0, alpha=None):
     """FL(p_t) = -alpha_t (1 - p_t)^gamma log p_t (Lin et al. 2017); alpha: per-class weights or None."""
-    import torch.nn.functional as F
-
     logp = F.log_softmax(z, -1).gather(-1, y.unsqueeze(-1)).squeeze(-1)  # log p_t
     loss = -((1 - logp.exp()) ** gamma) * logp
     if alpha is not None:  # weighted mean, as F.cross_entropy(weight=...) does
@@ -26,20 +33,11 @@ def focal_loss(z, y, gamma: float = 2.0, alpha=None):
     return loss.mean()
 
 
-def run(ctx):
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-    from sklearn.metrics import average_precision_score, recall_score
-
-    from .digits import Ensemble, load
-
+def run(ctx, seeds: int, steps: int) -> Measurement:
     dev = ctx.torch_device()
     Xtr, ytr, Xte, yte = load(ctx.seed, dev)
     minority = [3, 5, 8]
     keep = 5  # training examples kept per rare class (the others keep ~135)
-    seeds = 3 if ctx.quick else 10
-    steps = 150 if ctx.quick else 300
     sizes = [64, 32, 10]
     losses = ["ce", "weighted_ce", "focal", "focal_alpha"]
     labels = {"ce": "cross-entropy", "weighted_ce": "class-weighted CE", "focal": "focal (γ = 2)",
@@ -67,16 +65,16 @@ def run(ctx):
             for p, q in zip(net.params, base.params):
                 p.copy_(q.expand_as(p).to(dev))
         opt = torch.optim.Adam(net.params, lr=1e-2)
-        Xb = X.expand(len(losses), -1, -1)  # (3, N, 64)
+        Xb = X.expand(len(losses), -1, -1)  # (4, N, 64): one model per loss
         for _ in range(steps):
-            z = net(Xb)  # (3, N, 10)
+            z = net(Xb)  # (4, N, 10)
             loss = (F.cross_entropy(z[0], y) + F.cross_entropy(z[1], y, weight=w) + focal_loss(z[2], y)
                     + focal_loss(z[3], y, alpha=w))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         with torch.no_grad():
-            P = net(Xte.expand(len(losses), -1, -1)).softmax(-1).cpu().numpy()  # (3, n_test, 10)
+            P = net(Xte.expand(len(losses), -1, -1)).softmax(-1).cpu().numpy()  # (4, n_test, 10)
         yt = yte.cpu().numpy()
         for k, name in enumerate(losses):
             pred = P[k].argmax(-1)
@@ -110,5 +108,5 @@ def run(ctx):
         "summary": summary,  # loss -> metric -> [mean, std over seeds]
         "runs": {n: {m: res[n][m] for m in ("minority_recall", "minority_pr_auc", "accuracy")} for n in losses},
     }
-    return dict(stem="imbalance", model=f"MLP {sizes}, Adam lr 1e-2, full batch", steps=steps, claim=CLAIM, data=data,
-                packages=("scikit-learn",))
+    return Measurement(model=f"MLP {sizes}, Adam lr 1e-2, full batch", claim=CLAIM, data=data, steps=steps,
+                       packages=("scikit-learn",))

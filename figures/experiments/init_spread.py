@@ -3,7 +3,12 @@
 Glorot & Bengio 2010 (Xavier: Var(W) = 2 / (fan_in + fan_out)); He et al. 2015 (Kaiming: Var(W) = 2 / fan_in for ReLU).
 """
 
+import torch
+
+from .common import Measurement
+
 CPU_THREADS = 1  # small models: single-threaded on the CPU (see runs.py)
+SIZES = {"quick": {"depth": 10, "width": 128, "batch": 256}, "full": {"depth": 20, "width": 256, "batch": 1024}}
 
 CLAIM = (
     "In a deep MLP, N(0,1) weights make ReLU activations explode and a small constant scale makes them vanish, "
@@ -15,11 +20,9 @@ INITS = ("normal", "small", "xavier", "kaiming")
 INIT_LABELS = {"normal": "N(0,1)", "small": "N(0, 0.01²)", "xavier": "Xavier", "kaiming": "Kaiming"}
 
 
-def run(ctx):
-    import torch
-
+def run(ctx, depth: int, width: int, batch: int) -> Measurement:
+    """One forward and backward pass per non-linearity and initialisation: no training, so no steps."""
     dev = ctx.torch_device()
-    depth, width, batch = (10, 128, 256) if ctx.quick else (20, 256, 1024)
     out = {"depth": depth, "width": width, "batch": batch, "inits": list(INITS), "init_labels": INIT_LABELS,
            "dtype": "float64", "act": {}, "grad": {}, "wgrad": {}, "act_ratio": {},
            "grad_meaning": "std of dL/dz_l (back-propagated, per example), z_l = h_(l-1) W_l",
@@ -64,7 +67,4 @@ def run(ctx):
             ctx.log(f"{nonlin:4s} {init:8s} act std layer 1 {a_std[0]:.3g} -> {depth} {a_std[-1]:.3g}; "
                     f"dL/dz std layer {depth} {g_std[-1]:.3g} -> 1 {g_std[0]:.3g}")
 
-    data = out
-    steps = 1  # one forward/backward pass per configuration
-    return dict(stem="init_spread", model=f"MLP {depth}x{width}, no bias, tanh/ReLU", steps=steps, claim=CLAIM,
-                data=data)
+    return Measurement(model=f"MLP {depth}x{width}, no bias, tanh/ReLU", claim=CLAIM, data=out)

@@ -1,6 +1,22 @@
 """Experiment 6: L1 vs L2 penalty on a multinomial logistic regression (digits): sparsity against strength."""
 
+import warnings
+
+import numpy as np
+import sklearn
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from .common import Measurement
+
 CPU_THREADS = 1  # small models: single-threaded on the CPU (see runs.py)
+SIZES = {  # C = 1 / penalty strength; max_iter bounds saga's passes over the data
+    "quick": {"Cs": [1.0, 0.1, 0.01], "max_iter": 300},
+    "full": {"Cs": [10.0, 3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 0.003], "max_iter": 2000},
+}
 
 CLAIM = (
     "As the penalty grows, L1 drives more and more weights exactly to zero while L2 only shrinks them "
@@ -8,29 +24,17 @@ CLAIM = (
 )
 
 
-def run(ctx):
-    import warnings
-
-    import numpy as np
-    import sklearn
-    from sklearn.datasets import load_digits
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
-
+def run(ctx, Cs: list[float], max_iter: int) -> Measurement:
     X, y = load_digits(return_X_y=True)
     X = X[:, X.std(0) > 0]  # drop always-blank pixels: their weights are 0 under any penalty
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=ctx.seed, stratify=y)
     sc = StandardScaler().fit(Xtr)
     Xtr, Xte = sc.transform(Xtr), sc.transform(Xte)
 
-    Cs = [1.0, 0.1, 0.01] if ctx.quick else [10.0, 3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 0.003]  # C = 1 / strength
     new_api = tuple(int(p) for p in sklearn.__version__.split(".")[:2]) >= (1, 8)  # `penalty` deprecated in 1.8
     out = {"C": Cs, "lambda": [1 / c for c in Cs], "n_features": int(X.shape[1]), "n_classes": 10,
            "n_weights": int(X.shape[1]) * 10, "solver": "saga", "zero_frac": {}, "test_acc": {},
            "abs_weights": {}}
-    max_iter = 300 if ctx.quick else 2000
     for pen in ("l1", "l2"):
         zf, accs = [], []
         for C in Cs:
@@ -48,5 +52,5 @@ def run(ctx):
             ctx.log(f"{pen} C={C:<6} zero weights {zf[-1]:.1%}  test acc {accs[-1]:.3f}")
         out["zero_frac"][pen], out["test_acc"][pen] = zf, accs
 
-    return dict(stem="l1_l2", model="multinomial logistic regression (saga), digits standardised", steps=max_iter,
-                claim=CLAIM, data=out, packages=("scikit-learn",))
+    return Measurement(model="multinomial logistic regression (saga), digits standardised", claim=CLAIM, data=out,
+                       packages=("scikit-learn",))
