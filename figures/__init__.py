@@ -73,6 +73,13 @@ FIGURES: dict[str, Figure] = _registry(
         _diagram("prompt-vs-prefix", grid=(2, 1), aspect=1.25, module="diagrams_guide"),
         _diagram("project-story", aspect=1.25, module="diagrams_guide"),
         _diagram("followup-ladder", aspect=1.0, module="diagrams_guide"),
+        # part 5 (LLM systems, alignment, RAG, multimodal), in diagrams_llm.py
+        _diagram("roofline", aspect=0.85, module="diagrams_llm"),
+        _diagram("speculative-decoding", aspect=1.0, module="diagrams_llm"),
+        _diagram("paged-attention", aspect=0.95, module="diagrams_llm"),
+        _diagram("batching-timeline", grid=(2, 1), aspect=1.0, module="diagrams_llm"),
+        _diagram("pipeline-bubble", grid=(2, 1), aspect=1.0, module="diagrams_llm"),
+        _diagram("zero-memory", aspect=0.8, module="diagrams_llm"),
         # measured (run-*), plotted in measured.py from the data figures/runs.py wrote to figures/data/
         _measured("run-bert-heads", ["bert_attention"], grid=(2, 2), aspect=1.08),
         _measured("run-bert-targets", ["bert_attention"], aspect=0.8),

@@ -1,0 +1,342 @@
+"""Computed diagrams of part 5 (LLM systems, alignment, RAG, multimodal): one ``name(axes, data)`` per figure in
+NAMES.md.
+
+Same conventions as diagrams.py, whose drawing helpers are shared: theme colours only ("C0".."C7" and the rcParams
+text and background colours), short labels for an image read about 380 px wide. Numbers come from the formulas the
+cards quote (roofline, ZeRO, the pipeline schedules are simulated from their dependencies, the batching timelines
+from a slot scheduler), and the block diagrams follow the papers' figures.
+"""
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.patches import Patch, Rectangle
+
+from .diagrams import _arrow, _box, _ink, _label_on_line, _schematic, _tint
+
+
+def _background():
+    return mpl.rcParams["axes.facecolor"]
+
+
+def _cell(ax, x, y, width, height, color, amount=0.3, text=None, fontsize=10, edge=None, **text_kw):
+    """A filled rectangle with its lower-left corner at (x, y) and optional centred text."""
+    ax.add_patch(Rectangle((x, y), width, height, facecolor=_tint(color, amount), edgecolor=edge or color,
+                           linewidth=1.0))
+    if text is not None:
+        ax.text(x + width / 2, y + height / 2, text, ha="center", va="center", fontsize=fontsize, **text_kw)
+
+
+# --- inference: roofline, speculative decoding, PagedAttention, batching ---------------------------------------
+
+
+def _linear_intensity(tokens, d_in=8192, d_out=8192):
+    """FLOP per byte of an fp16 linear layer applied to ``tokens`` tokens: 2·B·d·d' / (2·d·d' + 2·B·(d + d'))."""
+    return 2 * tokens * d_in * d_out / (2 * d_in * d_out + 2 * tokens * (d_in + d_out))
+
+
+def roofline(ax, data):
+    """Attainable throughput min(π, I·β) of an A100 (bf16 dense 312 TFLOPS, HBM 2.0 TB/s) against arithmetic
+    intensity, with an 8192 × 8192 fp16 linear layer in decode (B = 1 and 64 sequences) and in prefill (4096 tokens)."""
+    peak, bandwidth = 312.0, 2.0  # TFLOPS, TB/s: I FLOP/B × β TB/s = I·β TFLOPS
+    ridge = peak / bandwidth
+    intensity = np.logspace(-1, 4, 400)
+    attainable = np.minimum(peak, intensity * bandwidth)
+    ax.axvspan(0.1, ridge, color=_tint("C0", 0.12), linewidth=0, zorder=0)
+    ax.axvspan(ridge, 1e4, color=_tint("C1", 0.12), linewidth=0, zorder=0)
+    ax.loglog(intensity, attainable, color=_ink(), linewidth=2.2)
+    ax.axvline(ridge, color=_tint(_ink(), 0.5), linestyle="--", linewidth=1)
+    ax.text(ridge * 1.12, 0.25, f"ridge $\\pi/\\beta$\n$\\approx {ridge:.0f}$ FLOP/B", fontsize=10, va="bottom")
+    ax.text(0.13, 40, "memory-bound\n$I\\cdot\\beta$", color="C0", fontsize=10.5, va="center")
+    ax.text(8e3, 12, "compute-\nbound $\\pi$", color="C1", fontsize=10.5, va="center", ha="right")
+
+    points = [  # (label, tokens per step, colour, text offset in points)
+        ("decode $B=1$", 1, "C3", (8, -22), "left"),
+        ("decode $B=64$", 64, "C4", (-10, 4), "right"),
+        ("prefill 4096 tok", 4096, "C2", (22, 10), "right"),
+    ]
+    for label, tokens, color, offset, align in points:
+        i = _linear_intensity(tokens)
+        y = min(peak, i * bandwidth)
+        ax.plot(i, y, "o", color=color, markersize=8, zorder=3)
+        ax.annotate(f"{label}\n$I\\approx{i:.0f}$, {y:.0f} TFLOPS", (i, y), xytext=offset,
+                    textcoords="offset points", fontsize=10, color=color, ha=align)
+    ax.set(xlim=(0.1, 1e4), ylim=(0.1, 1500), xlabel="arithmetic intensity $I$ (FLOP/B)",
+           ylabel="attainable TFLOPS")
+    ax.set_title("A100: $\\pi$ = 312 TFLOPS bf16, $\\beta$ = 2.0 TB/s", fontsize=11.5)
+    ax.text(9e3, 0.13, "8192×8192 fp16 linear layer", fontsize=10, ha="right")
+
+
+def speculative_decoding(ax, data):
+    """One round of speculative sampling with γ = 4: the draft proposes, the target scores all positions in one
+    pass, tokens are accepted while u < p(x)/q(x), the first rejection is resampled from norm(max(0, p − q))."""
+    _schematic(ax, xlim=(0, 1), ylim=(0, 1))
+    guesses = ["cat", "sat", "down", "the"]
+    q = [0.50, 0.40, 0.50, 0.30]  # draft probability of its own guess
+    p = [0.60, 0.30, 0.10]  # target probability of the same token (x4 is never checked)
+    u = [0.55, 0.42, 0.71]  # the uniform draws of the acceptance test
+    xs = 0.25 + 0.165 * np.arange(5)
+    width = 0.145
+
+    ax.text(0.01, 0.96, "1  draft $M_q$ guesses $\\gamma = 4$ tokens", fontsize=10.5, va="center")
+    _box(ax, 0.09, 0.87, "The", color="C7", width=0.13, height=0.07, fontsize=10.5)
+    for k, (x, word) in enumerate(zip(xs, guesses)):
+        _box(ax, x, 0.87, word, color="C0", width=width, height=0.07, fontsize=10.5)
+        ax.text(x, 0.805, f"{q[k]:.2f}", ha="center", va="center", fontsize=10)
+    ax.text(0.09, 0.805, "$q(x)$", ha="center", va="center", fontsize=10)
+
+    ax.text(0.01, 0.73, "2  target $M_p$: one pass, 5 positions", fontsize=10.5, va="center")
+    _box(ax, 0.57, 0.655, "", color="C1", width=0.8, height=0.07)
+    for k, x in enumerate(xs):
+        ax.text(x, 0.655, f"$p_{k + 1}$", ha="center", va="center", fontsize=10.5)
+    for k, x in enumerate(xs[:3]):
+        ax.text(x, 0.59, f"{p[k]:.2f}", ha="center", va="center", fontsize=10)
+    ax.text(0.09, 0.59, "$p(x)$", ha="center", va="center", fontsize=10)
+
+    ax.text(0.01, 0.515, "3  accept while $u < \\min(1,\\ p/q)$", fontsize=10.5, va="center")
+    ax.text(0.09, 0.45, "$\\min(1,\\frac{p}{q})$", ha="center", va="center", fontsize=10)
+    ax.text(0.09, 0.39, "$u$", ha="center", va="center", fontsize=10)
+    for k, x in enumerate(xs[:4]):
+        if k == len(p):
+            ax.text(x, 0.42, "dropped", ha="center", va="center", fontsize=10, color=_tint(_ink(), 0.6))
+            break
+        ratio = min(1.0, p[k] / q[k])
+        accepted = u[k] < ratio
+        ax.text(x, 0.45, f"{ratio:.2f}", ha="center", va="center", fontsize=10)
+        ax.text(x, 0.39, f"{u[k]:.2f} " + ("✓" if accepted else "✗"), ha="center", va="center", fontsize=10,
+                color="C2" if accepted else "C3")
+
+    ax.text(0.01, 0.31, "4  at the first ✗ resample from", fontsize=10.5, va="center")
+    ax.text(0.99, 0.245, "$\\mathrm{norm}(\\max(0,\\ p_3-q_3))$", fontsize=10.5, va="center", ha="right",
+            color="C3")
+    _box(ax, 0.09, 0.15, "The", color="C7", width=0.13, height=0.07, fontsize=10.5)
+    for k, word in enumerate(["cat", "sat", "on"]):
+        _box(ax, xs[k], 0.15, word, color="C2" if k < 2 else "C3", width=width, height=0.07, fontsize=10.5)
+    ax.text(xs[3] - width / 2, 0.15, "3 tokens from\n1 target call", fontsize=10.5, va="center")
+    ax.text(0.5, 0.04, "(had all 4 passed: a 5th token from $p_5$)", ha="center", va="center", fontsize=10)
+
+
+def paged_attention(ax, data):
+    """Two sequences' KV cache in blocks of 4 tokens: each block table maps logical blocks to physical blocks that
+    need not be contiguous; only a sequence's last block is partly empty."""
+    block = 4
+    sequences = {
+        "A": (["The", "cat", "sat", "on", "the", "mat", "."], [5, 1], "C0"),
+        "B": (["Hi", "how", "are", "you", "?"], [2, 6], "C1"),
+    }
+    physical_blocks = 8
+    cell_w, cell_h = 0.095, 0.075
+    _schematic(ax, xlim=(0, 1), ylim=(0, 1))
+    ax.text(0.2, 0.975, "logical blocks", ha="center", va="center", fontsize=10.5)
+    ax.text(0.505, 0.975, "table", ha="center", va="center", fontsize=10.5)
+    ax.text(0.8, 0.975, "physical KV blocks", ha="center", va="center", fontsize=10.5)
+
+    phys_x = 0.64
+    phys_top = 0.91
+    phys_step = 0.112
+    contents = {}
+    for name, (tokens, table, color) in sequences.items():
+        for logical, phys in enumerate(table):
+            contents[phys] = (tokens[logical * block:(logical + 1) * block], color)
+    for b in range(physical_blocks):
+        y = phys_top - b * phys_step - cell_h
+        ax.text(phys_x + block * 0.082 + 0.01, y + cell_h / 2, f"{b}", ha="left", va="center", fontsize=10)
+        words, color = contents.get(b, ([], None))
+        for slot in range(block):
+            if slot < len(words):
+                _cell(ax, phys_x + slot * 0.082, y, 0.082, cell_h, color, text=words[slot])
+            else:
+                _cell(ax, phys_x + slot * 0.082, y, 0.082, cell_h, _ink(), amount=0.06,
+                      edge=_tint(_ink(), 0.35))
+
+    row = 0
+    for name, (tokens, table, color) in sequences.items():
+        ax.text(0.0, 0.9 - row * 0.125 + 0.005, f"seq {name}", fontsize=10.5, va="top", color=color)
+        row += 0.35
+        for logical, phys in enumerate(table):
+            y = 0.9 - row * 0.125 - cell_h
+            words = tokens[logical * block:(logical + 1) * block]
+            for slot in range(block):
+                if slot < len(words):
+                    _cell(ax, 0.01 + slot * cell_w, y, cell_w, cell_h, color, text=words[slot])
+                else:
+                    _cell(ax, 0.01 + slot * cell_w, y, cell_w, cell_h, _ink(), amount=0.06,
+                          edge=_tint(_ink(), 0.35))
+            _label_on_line(ax, 0.505, y + cell_h / 2, f"{logical}→{phys}", fontsize=10, color=color)
+            target_y = phys_top - phys * phys_step - cell_h / 2
+            _arrow(ax, (0.56, y + cell_h / 2), (phys_x - 0.006, target_y), color=color, linewidth=1.3)
+            row += 1
+        row += 0.25
+    ax.text(0.0, 0.02, "block = 4 tokens here\n(vLLM: 16); gaps only\nin a last block",
+            fontsize=10, va="bottom")
+
+
+def _schedule_slots(lengths, slots, continuous):
+    """(request, slot, start, end) per request, in decode steps; static batching admits a new batch only when the
+    whole previous batch has finished, continuous batching refills a slot the step after it frees."""
+    runs = []
+    if continuous:
+        free = [0] * slots
+        for r, length in enumerate(lengths):
+            slot = int(np.argmin(free))
+            runs.append((r, slot, free[slot], free[slot] + length))
+            free[slot] += length
+    else:
+        start = 0
+        for first in range(0, len(lengths), slots):
+            batch = lengths[first:first + slots]
+            for slot, length in enumerate(batch):
+                runs.append((first + slot, slot, start, start + length))
+            start += max(batch)
+    return runs
+
+
+def batching_timeline(axes, data):
+    """Eight requests with different output lengths on a 4-slot batch: static (request-level) batching leaves
+    finished slots idle until the longest request ends; continuous batching refills them every iteration."""
+    lengths = [3, 8, 5, 2, 6, 4, 7, 3]
+    slots = 4
+    colors = ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7"]
+    panels = {"static batching": False, "continuous batching": True}
+    spans = {title: _schedule_slots(lengths, slots, cont) for title, cont in panels.items()}
+    horizon = max(end for runs in spans.values() for *_, end in runs)
+    for ax, (title, runs) in zip(axes, spans.items()):
+        end = max(e for *_, e in runs)
+        ax.add_patch(Rectangle((0, -0.5), end, slots, facecolor="none", hatch="///",
+                               edgecolor=_tint(_ink(), 0.22), linewidth=0))
+        for r, slot, start, stop in runs:
+            ax.add_patch(Rectangle((start, slot - 0.4), stop - start, 0.8, facecolor=_tint(colors[r], 0.45),
+                                   edgecolor=colors[r], linewidth=1.2))
+            ax.text((start + stop) / 2, slot, f"R{r + 1}", ha="center", va="center", fontsize=10)
+        busy = sum(lengths)
+        ax.set_title(f"{title}: {end} steps, slots busy {busy / (end * slots):.0%}", fontsize=11)
+        ax.set(xlim=(0, horizon + 0.2), ylim=(slots - 0.5, -0.5), ylabel="batch slot")
+        ax.set_yticks(range(slots), [str(s) for s in range(slots)])
+        ax.grid(False)
+    axes[0].axvline(8, color=_ink(), linewidth=1.2, linestyle="--")
+    axes[0].set_xlabel("R5–R8 wait for the longest (R2)", fontsize=10.5)
+    for ax in axes:
+        ax.xaxis.set_major_locator(mpl.ticker.MultipleLocator(3))
+    axes[1].set_xlabel("decode iteration (hatched: idle slot)")
+
+
+# --- training systems: pipeline schedules and ZeRO ---------------------------------------------------------------
+
+
+def _pipeline_schedule(stages, micro_batches, order, t_forward=1, t_backward=2):
+    """Simulate a pipeline: every stage runs its ops ("F"/"B", micro-batch) in ``order(stage)`` as soon as the
+    stage is free and the op's input is ready (F after the previous stage's F, B after the next stage's B).
+    Returns {(stage, kind, mb): (start, end)}."""
+    done = {}
+    queues = {s: list(order(s)) for s in range(stages)}
+    clock = {s: 0 for s in range(stages)}
+    while any(queues.values()):
+        progressed = False
+        for s in range(stages):
+            if not queues[s]:
+                continue
+            kind, mb = queues[s][0]
+            if kind == "F":
+                dependency = (s - 1, "F", mb) if s > 0 else None
+            else:
+                dependency = (s + 1, "B", mb) if s < stages - 1 else (s, "F", mb)
+            if dependency is not None and dependency not in done:
+                continue
+            ready = done[dependency][1] if dependency else 0
+            start = max(clock[s], ready)
+            end = start + (t_forward if kind == "F" else t_backward)
+            done[(s, kind, mb)] = (start, end)
+            clock[s] = end
+            queues[s].pop(0)
+            progressed = True
+        if not progressed:
+            raise RuntimeError("pipeline schedule deadlocked")
+    return done
+
+
+def _gpipe_order(stages, micro_batches):
+    return lambda s: [("F", j) for j in range(micro_batches)] + [("B", j) for j in range(micro_batches)]
+
+
+def _one_f_one_b_order(stages, micro_batches):
+    def order(s):
+        warmup = min(stages - s - 1, micro_batches)
+        ops = [("F", j) for j in range(warmup)]
+        forward, backward = warmup, 0
+        while forward < micro_batches:
+            ops += [("F", forward), ("B", backward)]
+            forward += 1
+            backward += 1
+        ops += [("B", j) for j in range(backward, micro_batches)]
+        return ops
+
+    return order
+
+
+def _peak_in_flight(done, stage, micro_batches):
+    """Most micro-batches whose forward has run on ``stage`` but whose backward has not finished."""
+    events = sorted([(done[(stage, "F", j)][0], 1) for j in range(micro_batches)]
+                    + [(done[(stage, "B", j)][1], -1) for j in range(micro_batches)])
+    level, peak = 0, 0
+    for _, change in events:
+        level += change
+        peak = max(peak, level)
+    return peak
+
+
+def pipeline_bubble(axes, data):
+    """GPipe and 1F1B for p = 4 stages and m = 6 micro-batches (t_b = 2 t_f), simulated from the dependencies:
+    same length (m + p − 1)(t_f + t_b), same bubble (p − 1)/(m + p − 1); 1F1B keeps at most p micro-batches'
+    activations on the first stage instead of m."""
+    stages, micro_batches = 4, 6
+    schedules = {
+        "GPipe": _gpipe_order(stages, micro_batches),
+        "1F1B": _one_f_one_b_order(stages, micro_batches),
+    }
+    for ax, (title, order) in zip(axes, schedules.items()):
+        done = _pipeline_schedule(stages, micro_batches, order)
+        total = max(end for _, end in done.values())
+        ax.add_patch(Rectangle((0, -0.5), total, stages, facecolor="none", hatch="///",
+                               edgecolor=_tint(_ink(), 0.22), linewidth=0))
+        for (s, kind, mb), (start, end) in done.items():
+            color = "C0" if kind == "F" else "C1"
+            ax.add_patch(Rectangle((start, s - 0.42), end - start, 0.84, facecolor=_tint(color, 0.5 if kind == "F"
+                                   else 0.35), edgecolor=color, linewidth=1.0))
+            ax.text((start + end) / 2, s, f"{mb + 1}", ha="center", va="center", fontsize=10)
+        busy = stages * micro_batches * 3
+        peak = _peak_in_flight(done, 0, micro_batches)
+        ax.set_title(f"{title}: bubble {1 - busy / (stages * total):.0%}, stage 1 keeps {peak} acts",
+                     fontsize=11)
+        ax.set(xlim=(0, total), ylim=(stages - 0.5, -0.5), ylabel="stage")
+        ax.set_yticks(range(stages), [str(s + 1) for s in range(stages)])
+        ax.grid(False)
+    axes[1].set_xlabel(f"time ($t_f = 1$, $t_b = 2$);  $p = {stages}$, $m = {micro_batches}$\n"
+                       f"bubble $(p-1)/(m+p-1) = {stages - 1}/{micro_batches + stages - 1}$", fontsize=10.5)
+    axes[0].legend(handles=[Patch(facecolor=_tint("C0", 0.5), edgecolor="C0", label="forward"),
+                            Patch(facecolor=_tint("C1", 0.35), edgecolor="C1", label="backward")],
+                   loc="lower center", bbox_to_anchor=(0.5, 1.16), ncols=2, frameon=False, fontsize=10)
+
+
+def zero_memory(ax, data):
+    """Model-state memory per GPU (GB) for plain data parallelism and ZeRO-1/2/3 with mixed-precision Adam (K = 12),
+    Ψ = 7.5B parameters and N_d = 64 GPUs (the ZeRO paper's example)."""
+    psi, n_d, k = 7.5e9, 64, 12
+    stages = {  # (fp16 parameters, fp16 gradients, optimizer states) in bytes per GPU
+        "DP": (2 * psi, 2 * psi, k * psi),
+        "ZeRO-1\n$P_{os}$": (2 * psi, 2 * psi, k * psi / n_d),
+        "ZeRO-2\n$P_{os+g}$": (2 * psi, 2 * psi / n_d, k * psi / n_d),
+        "ZeRO-3\n$P_{os+g+p}$": (2 * psi / n_d, 2 * psi / n_d, k * psi / n_d),
+    }
+    parts = ["params (2Ψ)", "grads (2Ψ)", "Adam (12Ψ)"]
+    positions = np.arange(len(stages))
+    bottom = np.zeros(len(stages))
+    for i, part in enumerate(parts):
+        values = np.array([parts_bytes[i] for parts_bytes in stages.values()]) / 1e9
+        ax.bar(positions, values, 0.6, bottom=bottom, color=f"C{i}", label=part)
+        bottom += values
+    for x, total in zip(positions, bottom):
+        ax.text(x, total + 2, f"{total:.1f}".removesuffix(".0") + " GB", ha="center", va="bottom", fontsize=10.5)
+    ax.set_xticks(positions, list(stages))
+    ax.set(ylim=(0, 140), ylabel="GB per GPU")
+    ax.set_title("$\\Psi$ = 7.5B, $N_d$ = 64, mixed-precision Adam", fontsize=11.5)
+    ax.grid(axis="x", visible=False)
+    ax.legend(loc="upper right", fontsize=10)
