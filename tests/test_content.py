@@ -1,6 +1,7 @@
 """The real deck: coverage of the guide, size, and formulas that MathJax 3.2.2 (as Anki ships it) can typeset."""
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -146,13 +147,14 @@ def cloze_problems(plan) -> list[str]:
     for note in plan.notes:
         if note.source.kind != "cloze":
             continue
-        text = note.source.text("Text")
+        # The rendered field, as Anki parses it: "}}" inside TeX is already written "} }" there.
+        text = html.unescape(re.sub(r"<[^>]+>", "", note.fields["Text"]))
         deletions = DELETION_RE.findall(text)
         if len(deletions) > MAX_DELETIONS:
             problems.append(f"{note.source.location} ({note.source.id}): {len(deletions)} deletions, "
                             f"at most {MAX_DELETIONS}")
         for _, answer, _ in deletions:
-            shown = re.sub(r"\$[^$]*\$|\\\(.*?\\\)", "X", answer)   # a formula counts as one character
+            shown = re.sub(r"\\\(.*?\\\)|\\\[.*?\\\]", "X", answer, flags=re.S)   # a formula counts as one character
             if len(shown) > MAX_DELETION_CHARS:
                 problems.append(f"{note.source.location} ({note.source.id}): a {len(shown)}-character deletion "
                                 f"'{shown[:20]}...' (at most {MAX_DELETION_CHARS}): split it or cue a shorter one")
