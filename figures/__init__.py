@@ -80,6 +80,12 @@ FIGURES: dict[str, Figure] = _registry(
         _diagram("batching-timeline", grid=(2, 1), aspect=1.0, module="diagrams_llm"),
         _diagram("pipeline-bubble", grid=(2, 1), aspect=1.0, module="diagrams_llm"),
         _diagram("zero-memory", aspect=0.8, module="diagrams_llm"),
+        _diagram("rlhf-dataflows", aspect=1.15, module="diagrams_llm"),
+        _diagram("flashattention-tiling", aspect=0.95, module="diagrams_llm"),
+        _diagram("rag-pipeline", aspect=1.1, module="diagrams_llm"),
+        _diagram("clip-similarity", aspect=1.15, module="diagrams_llm"),
+        _diagram("vit-patching", aspect=0.85, module="diagrams_llm"),
+        _diagram("scaling-frontiers", aspect=0.85, module="diagrams_llm"),
         # measured (run-*), plotted in measured.py from the data figures/runs.py wrote to figures/data/
         _measured("run-bert-heads", ["bert_attention"], grid=(2, 2), aspect=1.08),
         _measured("run-bert-targets", ["bert_attention"], aspect=0.8),

@@ -9,6 +9,7 @@ from a slot scheduler), and the block diagrams follow the papers' figures.
 
 import matplotlib as mpl
 import numpy as np
+from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.patches import Patch, Rectangle
 
 from .diagrams import _arrow, _box, _ink, _label_on_line, _schematic, _tint
@@ -340,3 +341,218 @@ def zero_memory(ax, data):
     ax.set_title("$\\Psi$ = 7.5B, $N_d$ = 64, mixed-precision Adam", fontsize=11.5)
     ax.grid(axis="x", visible=False)
     ax.legend(loc="upper right", fontsize=10)
+
+
+# --- alignment: which models each algorithm needs --------------------------------------------------------------
+
+
+def rlhf_dataflows(ax, data):
+    """PPO, GRPO and DPO side by side: the models each keeps in memory (trained or frozen) and where its training
+    data comes from (online samples of the policy, or offline preference pairs)."""
+    _schematic(ax, xlim=(0, 1), ylim=(0, 1))
+    algorithms = [
+        ("PPO", "prompt → policy samples 1 answer → RM score,\nKL to ref per token → GAE advantage (critic)",
+         [("policy $\\pi_\\theta$", True), ("critic $V_\\phi$", True), ("reward\nmodel", False),
+          ("ref $\\pi_{ref}$", False)]),
+        ("GRPO", "prompt → $G$ answers → rewards → $A_i = (r_i - \\bar r)/\\sigma_r$;\nno critic, KL in the loss",
+         [("policy $\\pi_\\theta$", True), ("reward:\nRM or rule", False), ("ref $\\pi_{ref}$", False)]),
+        ("DPO", "offline pairs $(x, y_w, y_l)$ → log-ratio loss;\nno sampling, no reward model",
+         [("policy $\\pi_\\theta$", True), ("ref $\\pi_{ref}$", False)]),
+    ]
+    top = 0.985
+    height = 0.305
+    for name, flow, models in algorithms:
+        ax.text(0.0, top, f"{name}: {len(models)} models", fontsize=11.5, fontweight="bold", va="top")
+        ax.text(0.0, top - 0.06, flow, fontsize=10, va="top")
+        y = top - 0.225
+        for k, (label, trained) in enumerate(models):
+            color = "C0" if trained else "C7"
+            patch, _ = _box(ax, 0.125 + 0.25 * k, y, label, color=color, width=0.235, height=0.1, fontsize=10)
+            if not trained:
+                patch.set_linestyle("--")
+        top -= height + 0.02
+    ax.text(1.0, 0.005, "solid: trained   dashed: frozen", fontsize=10, ha="right", va="bottom")
+
+
+# --- FlashAttention tiling -------------------------------------------------------------------------------------
+
+
+def flashattention_tiling(ax, data):
+    """FlashAttention v1's forward: S = QKᵀ is computed tile by tile (outer loop over K/V blocks j, inner loop over
+    Q blocks i); only the tiles Q_i, K_j, V_j, O_i and S_ij live in SRAM, and no N × N matrix is written to HBM."""
+    blocks = 4
+    _schematic(ax, xlim=(0, 1), ylim=(0, 1))
+    size = 0.1  # one tile of the 4 × 4 grid
+    left, top = 0.17, 0.83
+    current = (2, 1)  # (i, j) being computed
+    for j in range(blocks):
+        _cell(ax, left + j * size, top + 0.015, size, 0.05, "C1", amount=0.45 if j == current[1] else 0.15,
+              text=f"$K_{j + 1}^\\top$", fontsize=10)
+    for i in range(blocks):
+        _cell(ax, left - 0.015 - 0.07, top - (i + 1) * size, 0.07, size, "C0",
+              amount=0.45 if i == current[0] else 0.15, text=f"$Q_{i + 1}$", fontsize=10)
+        for j in range(blocks):
+            visit = j * blocks + i + 1  # outer loop j, inner loop i
+            is_current = (i, j) == current
+            done = visit < current[1] * blocks + current[0] + 1
+            amount = 0.55 if is_current else (0.2 if done else 0.05)
+            _cell(ax, left + j * size, top - (i + 1) * size, size, size, "C2" if (is_current or done) else _ink(),
+                  amount=amount, text=str(visit), fontsize=10, edge=_tint(_ink(), 0.45))
+    ax.text(left + 2 * size, top + 0.12, "$S = QK^\\top$ in $B_r \\times B_c$ tiles", ha="center", fontsize=10.5)
+    ax.text(left + 2 * size, top - blocks * size - 0.05, "number = visit order:\nouter $j$ (K/V), inner $i$ (Q)",
+            ha="center", va="top", fontsize=10)
+
+    _box(ax, 0.8, 0.66, "", color="C2", width=0.37, height=0.36)
+    ax.text(0.8, 0.805, "SRAM (fast, small)", ha="center", va="center", fontsize=10.5)
+    ax.text(0.8, 0.64, "$Q_i,\\ K_j,\\ V_j$\n$O_i,\\ m_i,\\ \\ell_i$\n$S_{ij} = Q_i K_j^\\top$", ha="center",
+            va="center", fontsize=10.5)
+    _box(ax, 0.5, 0.12, "", color="C4", width=0.98, height=0.2)
+    ax.text(0.5, 0.175, "HBM (large, slow)", ha="center", va="center", fontsize=10.5)
+    ax.text(0.5, 0.09, "$Q, K, V, O$ ($N \\times d$) and $m, \\ell$ ($N$); never $S$ or $P$ ($N \\times N$)",
+            ha="center", va="center", fontsize=10)
+    _arrow(ax, (0.72, 0.22), (0.72, 0.475), color="C2")
+    ax.text(0.705, 0.35, "load\ntiles", ha="right", va="center", fontsize=10)
+    _arrow(ax, (0.88, 0.475), (0.88, 0.22), color="C4")
+    ax.text(0.895, 0.35, "write\n$O_i, m_i, \\ell_i$", ha="left", va="center", fontsize=10)
+
+
+# --- retrieval-augmented generation ----------------------------------------------------------------------------
+
+
+def rag_pipeline(ax, data):
+    """RAG: offline, documents are parsed, chunked, embedded and indexed; online, a query is (optionally) rewritten,
+    top-k chunks are retrieved and reranked, and the LLM answers from a prompt that cites them."""
+    _schematic(ax, xlim=(0, 1), ylim=(0, 1))
+    offline = [("documents", "C7"), ("parse, clean", "C0"), ("chunk", "C0"), ("embed\n(bi-encoder)", "C0"),
+               ("vector index\n+ BM25 index", "C2")]
+    online = [("query", "C7"), ("rewrite\n(optional)", "C1"), ("retrieve top-$k$\ndense / sparse", "C1"),
+              ("rerank\n(cross-encoder)", "C1"), ("prompt: query +\nnumbered chunks", "C1"),
+              ("LLM answer\nwith citations", "C3")]
+    width, height = 0.42, 0.1
+    columns = {"offline (build once)": (0.23, offline), "online (per query)": (0.76, online)}
+    positions = {}
+    for title, (x, steps) in columns.items():
+        ax.text(x, 0.975, title, ha="center", va="center", fontsize=11)
+        ys = np.linspace(0.87, 0.07, len(online))[:len(steps)]
+        for (label, color), y in zip(steps, ys):
+            _box(ax, x, y, label, color=color, width=width, height=height, fontsize=10)
+        for a, b in zip(ys[:-1], ys[1:]):
+            _arrow(ax, (x, a - height / 2), (x, b + height / 2))
+        positions[title] = (x, ys)
+    index_x, index_ys = positions["offline (build once)"]
+    retrieve_x, retrieve_ys = positions["online (per query)"]
+    _arrow(ax, (index_x + width / 2, index_ys[-1]), (retrieve_x - width / 2, retrieve_ys[2]), color="C2",
+           linewidth=2)
+
+
+# --- multimodal: CLIP and ViT ----------------------------------------------------------------------------------
+
+
+def clip_similarity(ax, data):
+    """CLIP's N × N cosine-similarity matrix for a batch of N = 6 (image, text) pairs (random unit vectors, each text
+    a noisy copy of its image): the diagonal holds the positives, the other N² − N cells are negatives; the image →
+    text loss is a softmax over each row, text → image over each column."""
+    pairs, dim = 6, 32
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((pairs, dim))
+    images /= np.linalg.norm(images, axis=1, keepdims=True)
+    texts = images + rng.standard_normal((pairs, dim)) / np.sqrt(dim)  # noise of the same norm as the signal
+    texts /= np.linalg.norm(texts, axis=1, keepdims=True)
+    similarity = images @ texts.T
+    cmap = LinearSegmentedColormap.from_list("sim", [_tint("C0", 0.05), _tint("C0", 0.75)])
+    ax.imshow(similarity, cmap=cmap, vmin=-0.5, vmax=1)
+    for (i, j), value in np.ndenumerate(similarity):
+        ax.text(j, i, f"{value:.2f}".replace("-0.00", "0.00"), ha="center", va="center", fontsize=10,
+                fontweight="bold" if i == j else "normal")
+    for k in range(pairs):
+        ax.add_patch(Rectangle((k - 0.5, k - 0.5), 1, 1, facecolor="none", edgecolor="C1", linewidth=2.5))
+    ax.set_xticks(range(pairs), [f"$T_{k + 1}$" for k in range(pairs)])
+    ax.set_yticks(range(pairs), [f"$I_{k + 1}$" for k in range(pairs)])
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_xlabel("cell: $\\cos(u_i, v_j)$; orange: positive pair\n"
+                  "image→text: softmax of each row $/\\tau$\ntext→image: softmax of each column $/\\tau$",
+                  fontsize=10.5)
+
+
+def vit_patching(ax, data):
+    """ViT's input: an image cut into P × P patches (4 × 4 of them here), read in raster order, each flattened and
+    linearly embedded, with a learned [CLS] token in front and a position embedding added to every token."""
+    grid = 4
+    pixels = 64
+    yy, xx = np.mgrid[0:pixels, 0:pixels] / pixels
+    sky, sun, ground = (np.array(_tint(c, a)) for c, a in (("C0", 0.35), ("C1", 0.9), ("C2", 0.6)))
+    image = np.where((yy > 0.68)[..., None], ground, sky)
+    image = np.where((((xx - 0.68) ** 2 + (yy - 0.3) ** 2) < 0.035)[..., None], sun, image)
+    _schematic(ax, xlim=(0, 1), ylim=(0, 1))
+    stretch = 1 / 0.85  # the figure's width / height: a square is this much taller in y units
+    x0, y0, side = 0.03, 0.44, 0.44
+    ax.imshow(image, extent=(x0, x0 + side, y0, y0 + side * stretch), origin="upper", aspect="auto")
+    for k in range(grid + 1):
+        ax.plot([x0 + k * side / grid] * 2, [y0, y0 + side * stretch], color=_background(), linewidth=2.5)
+        ax.plot([x0, x0 + side], [y0 + k * side * stretch / grid] * 2, color=_background(), linewidth=2.5)
+    for r in range(grid):
+        for c in range(grid):
+            ax.text(x0 + (c + 0.5) * side / grid, y0 + (grid - r - 0.5) * side * stretch / grid,
+                    f"{r * grid + c + 1}", ha="center", va="center", fontsize=10)
+    ax.text(0.5, 0.9, "$H \\times W \\times C$ image,\n$N = HW/P^2$ patches", fontsize=10.5, va="center")
+    ax.text(0.5, 0.62, "224×224, $P = 16$:\n$N = 196$ patches,\neach $P^2C = 768$\nvalues", fontsize=10.5,
+            va="center")
+
+    step = 0.94 / (grid * grid + 1)
+    token_y, token_h = 0.2, step * 0.9 * stretch
+    patch_px = pixels // grid
+    _cell(ax, 0.03, token_y - token_h / 2, step * 0.9, token_h, "C3", amount=0.5)
+    ax.text(0.03 + step * 0.45, token_y + token_h / 2 + 0.015, "CLS", ha="left", va="bottom", fontsize=10)
+    for k in range(grid * grid):
+        r, c = divmod(k, grid)
+        x = 0.03 + (k + 1) * step
+        tile = image[r * patch_px:(r + 1) * patch_px, c * patch_px:(c + 1) * patch_px]
+        ax.imshow(tile, extent=(x, x + step * 0.9, token_y - token_h / 2, token_y + token_h / 2), origin="upper",
+                  aspect="auto")
+    for k in range(0, grid * grid + 1, 4):
+        ax.text(0.03 + k * step + step * 0.45, token_y - token_h / 2 - 0.015, f"{k}", ha="center", va="top",
+                fontsize=10)
+    ax.set(xlim=(0, 1), ylim=(0, 1))
+    ax.text(0.5, 0.345, "raster order; each patch flattened,\nshared linear $W_E$ → $D$ dims",
+            ha="center", va="center", fontsize=10.5)
+    ax.text(0.5, 0.03, "+ learned position embedding → encoder", ha="center", fontsize=10.5)
+
+
+# --- scaling laws ------------------------------------------------------------------------------------------------
+
+
+def scaling_frontiers(ax, data):
+    """Compute-optimal model size N_opt(C): Kaplan et al. 2020 (∝ C^0.73) vs Chinchilla (∝ C^0.5). Both lines are
+    drawn through one shared point (C = 10^21 FLOPs on the Chinchilla line through 70B at 5.76·10^23 FLOPs), so
+    only the slopes are compared; ×10 compute means ×5.4 vs ×3.2 parameters."""
+    chinchilla_c, chinchilla_n = 5.76e23, 70e9
+    anchor_c = 1e21
+    anchor_n = chinchilla_n * (anchor_c / chinchilla_c) ** 0.5
+    compute = np.logspace(18, 26, 200)
+    lines = {"Kaplan: $N \\propto C^{0.73}$": (0.73, "C3"), "Chinchilla: $N \\propto C^{0.50}$": (0.5, "C0")}
+    for label, (exponent, color) in lines.items():
+        ax.loglog(compute, anchor_n * (compute / anchor_c) ** exponent, color=color, label=label)
+    ax.plot(anchor_c, anchor_n, "o", color=_ink(), markersize=7, zorder=3)
+    ax.annotate(f"shared anchor\n$10^{{21}}$ FLOPs, {anchor_n / 1e9:.1f}B", (anchor_c, anchor_n), xytext=(6, -34),
+                textcoords="offset points", ha="left", fontsize=10)
+    ax.plot(chinchilla_c, chinchilla_n, "s", color="C0", markersize=7, zorder=3)
+    ax.annotate("Chinchilla\n70B", (chinchilla_c, chinchilla_n), xytext=(8, -30), textcoords="offset points",
+                fontsize=10, color="C0")
+    tenfold = anchor_c * 10
+    for exponent, color, dx, dy in ((0.73, "C3", -42, 6), (0.5, "C0", 8, -20)):
+        n = anchor_n * 10**exponent
+        ax.plot([tenfold], [n], "o", color=color, markersize=6, zorder=3)
+        ax.annotate(f"×{10**exponent:.1f}", (tenfold, n), xytext=(dx, dy), textcoords="offset points",
+                    fontsize=10.5, color=color)
+    ax.axvline(tenfold, color=_tint(_ink(), 0.4), linestyle=":", linewidth=1.2)
+    ax.text(tenfold * 1.3, 2e7, "10× compute", fontsize=10)
+    ax.set(xlim=(1e18, 1e26), ylim=(1e7, 1e13), xlabel="training compute $C$ (FLOPs)",
+           ylabel="compute-optimal $N$ (params)")
+    ax.xaxis.set_major_locator(mpl.ticker.LogLocator(numticks=5))
+    ax.xaxis.set_minor_locator(mpl.ticker.NullLocator())
+    ax.yaxis.set_minor_locator(mpl.ticker.NullLocator())
+    ax.legend(loc="upper left", fontsize=10)
