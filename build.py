@@ -1,8 +1,6 @@
 #!/usr/bin/env python3
 """Build the deck: `python build.py` (see `python build.py --help`). The engine lives in ankideck/."""
-import re
 import sys
-from importlib import metadata
 
 SETUP = ("  python3 -m venv .venv && .venv/bin/pip install -e .\n"
          "then run: .venv/bin/python build.py")
@@ -11,19 +9,10 @@ SETUP = ("  python3 -m venv .venv && .venv/bin/pip install -e .\n"
 def missing_packages() -> list[str]:
     """The project's own requirements (not its extras) that this Python lacks."""
     try:
-        requirements = metadata.requires("ankideck") or []
-    except metadata.PackageNotFoundError:
+        from ankideck.installed import missing_requirements  # standard library only
+    except ImportError:
         return ["the ankideck project"]
-    missing = []
-    for requirement in requirements:
-        if "extra ==" in requirement:
-            continue
-        name = re.match(r"[A-Za-z0-9_.-]+", requirement).group()
-        try:
-            metadata.distribution(name)
-        except metadata.PackageNotFoundError:
-            missing.append(name)
-    return missing
+    return missing_requirements("ankideck")
 
 
 if missing := missing_packages():

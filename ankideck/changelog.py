@@ -21,13 +21,13 @@ import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 from .cloze import DELETION_RE
 from .config import LOCK_FILE, Config, DeckInfo
 from .errors import AnkideckError
 from .fences import FENCE_OPEN_RE
+from .installed import headers
 
 TAG_PATTERN = "v*"
 FRONT_CHARS = 80          # a front longer than this is cut, with an ellipsis
@@ -50,16 +50,16 @@ class ChangelogError(AnkideckError):
 def version() -> str:
     """The engine's version, from the installed metadata (its one source is pyproject.toml)."""
     try:
-        return metadata.version("ankideck")
-    except metadata.PackageNotFoundError:
+        return headers("ankideck")["Version"][0]
+    except LookupError:
         return "unknown"
 
 
 def repository_url() -> str | None:
     """``[project.urls] Repository`` from the installed metadata, without a trailing slash."""
     try:
-        urls = metadata.metadata("ankideck").get_all("Project-URL") or []
-    except metadata.PackageNotFoundError:
+        urls = headers("ankideck").get("Project-URL") or []
+    except LookupError:
         return None
     for entry in urls:
         label, _, url = entry.partition(",")

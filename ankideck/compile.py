@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
 from .config import Config, DeckInfo
 from .errors import Problem, Problems
+from .installed import version
 from .parse import MAX_CARD_CHARS, NoteSource, Section, card_size, decode, parse_text
 from .rendered import Rendered
 from .sources import card_files, default_deck
@@ -118,6 +118,8 @@ def compile_sources(config: Config, info: DeckInfo, cache: CompileCache,
     if todo:
         workers = min(os.cpu_count() or 1, len(todo))
         if sum(len(jobs[i][2]) for i in todo) >= PARALLEL_BYTES and workers > 1:
+            from concurrent.futures import ProcessPoolExecutor  # only here: a warm build never imports it
+
             with ProcessPoolExecutor(workers) as pool:
                 results = list(pool.map(compile_file, [jobs[i] for i in todo]))
         else:
@@ -142,12 +144,10 @@ def compile_sources(config: Config, info: DeckInfo, cache: CompileCache,
 def engine_version() -> str:
     """Everything compiled HTML depends on besides a file's bytes: this package's source and the libraries'
     versions. Salts every cache key, so an edit to the engine (or an upgrade) is never answered from the cache."""
-    from importlib import metadata
-
     digest = hashlib.sha256()
     for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    libraries = ",".join(f"{name}={metadata.version(name)}" for name in HTML_LIBRARIES)
+    libraries = ",".join(f"{name}={version(name)}" for name in HTML_LIBRARIES)
     return f"{libraries};engine={digest.hexdigest()[:20]}"
 
 

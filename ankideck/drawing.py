@@ -1,26 +1,28 @@
-"""Render registered matplotlib figures to cached PNGs, one light and one dark variant each.
+"""Draw registered matplotlib figures to cached PNGs, one light and one dark variant each.
 
 A project registers figures in ``<project>/<package>/__init__.py`` as ``FIGURES = {name: Figure(...)}``. Each PNG is
-cached under a content hash of everything that can change its pixels, so a build renders only what changed and
-imports matplotlib only when something must be rendered.
+cached under a content hash of everything that can change its pixels (``figure_keys``), so a build renders only what
+changed, in parallel worker processes when there is much to draw, and imports matplotlib only when something must be
+rendered.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.metadata
 import importlib.util
 import json
 import os
 import re
 import sys
 import tempfile
+import traceback
 from contextlib import nullcontext
 from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from .installed import version
 from .theme import DARK_BACKGROUND, LIGHT_BACKGROUND, VARIANTS
 
 # Bump when render_figure changes how it draws or saves (the themes and sizes below are hashed on their own).
@@ -32,6 +34,7 @@ DPI = 200
 
 # A module with this name next to a plot module is shared by all of that package's plots (colours, helpers).
 STYLE_MODULE = "style"
+PARALLEL_FIGURES = 8  # below this many images to draw, starting worker processes (matplotlib each) costs more
 
 _FONT_SIZES = {
     # Sized so that text on an 800 px image shown ~380 px wide is readable without zooming.
@@ -135,34 +138,71 @@ def load_registry(project_root: Path, package: str = "figures") -> dict[str, Fig
     return dict(module.FIGURES)
 
 
+class KeyInputs:
+    """The files figure keys are made of, each found and read once: make one per build (files change between)."""
+
+    def __init__(self, project_root: Path):
+        self.project_root = project_root
+        self._modules: dict[str, Path] = {}
+        self._bytes: dict[Path, bytes | None] = {}
+
+    def plot_file(self, fig: Figure) -> Path:
+        module_name = _split_plot(fig)[0]
+        if module_name not in self._modules:
+            self._modules[module_name] = _plot_module_file(self.project_root, fig)
+        return self._modules[module_name]
+
+    def read(self, path: Path) -> bytes | None:
+        """The file's bytes, None if there is no such file."""
+        if path not in self._bytes:
+            self._bytes[path] = path.read_bytes() if path.is_file() else None
+        return self._bytes[path]
+
+
+def figure_keys(project_root: Path, name: str, fig: Figure, inputs: KeyInputs | None = None) -> dict[str, str]:
+    """Per variant, the SHA-256 hex over every input that can change the PNG of ``name`` in that variant.
+
+    ``inputs``: files already read in this build (plot modules and data are shared by many figures)."""
+    inputs = inputs or KeyInputs(project_root)
+    plot_file = inputs.plot_file(fig)
+    style = inputs.read(plot_file.with_name(f"{STYLE_MODULE}.py"))
+    files = [("plot module", inputs.read(plot_file))] + ([("style module", style)] if style is not None else [])
+    files += [(f"data {data_file.name}", inputs.read(data_file)) for data_file in _data_files(plot_file, fig)]
+    libraries = [(dist, version(dist).encode()) for dist in ("matplotlib", "numpy")]
+    keys = {}
+    for variant in VARIANTS:
+        digest = hashlib.sha256()
+        for label, payload in [
+            ("renderer", FIGURE_REVISION.encode()),
+            ("name", name.encode()),
+            ("figure", repr(astuple(fig)).encode()),
+            ("variant", variant.encode()),
+            ("theme", json.dumps(THEMES[variant], sort_keys=True).encode()),
+            ("size", f"{WIDTH_IN}@{DPI}".encode()),
+            *files,
+            *libraries,
+        ]:
+            # Length-prefixed, so that no two different input lists can hash the same byte stream.
+            for part in (label.encode(), payload):
+                digest.update(len(part).to_bytes(8, "big"))
+                digest.update(part)
+        keys[variant] = digest.hexdigest()
+    return keys
+
+
 def figure_key(project_root: Path, name: str, fig: Figure, variant: str) -> str:
-    """SHA-256 hex over every input that can change the PNG of ``name`` in ``variant``."""
+    """The key of one variant (see figure_keys)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown figure variant {variant!r}, expected one of {VARIANTS}")
-    plot_file = _plot_module_file(project_root, fig)
-    digest = hashlib.sha256()
+    return figure_keys(project_root, name, fig)[variant]
 
-    def feed(label: str, payload: bytes) -> None:
-        # Length-prefixed, so that no two different input lists can hash the same byte stream.
-        for part in (label.encode(), payload):
-            digest.update(len(part).to_bytes(8, "big"))
-            digest.update(part)
 
-    feed("renderer", FIGURE_REVISION.encode())
-    feed("name", name.encode())
-    feed("figure", repr(astuple(fig)).encode())
-    feed("variant", variant.encode())
-    feed("theme", json.dumps(THEMES[variant], sort_keys=True).encode())
-    feed("size", f"{WIDTH_IN}@{DPI}".encode())
-    feed("plot module", plot_file.read_bytes())
-    style_file = plot_file.with_name(f"{STYLE_MODULE}.py")
-    if style_file.is_file():
-        feed("style module", style_file.read_bytes())
-    for data_file in _data_files(plot_file, fig):
-        feed(f"data {data_file.name}", data_file.read_bytes())
-    for dist in ("matplotlib", "numpy"):
-        feed(dist, importlib.metadata.version(dist).encode())
-    return digest.hexdigest()
+class FigureFailed(Exception):
+    """A plot function failed in a worker process: what it raised, and where (its traceback's frames)."""
+
+    def __init__(self, kind: str, message: str, frames: list[tuple[str, int]], notes: list[str]):
+        super().__init__(message)
+        self.kind, self.frames, self.notes = kind, frames, notes
 
 
 def ensure_rendered(
@@ -171,19 +211,23 @@ def ensure_rendered(
     names: Iterable[str],
     cache_dir: Path,
     progress: bool = True,
+    keys: dict[tuple[str, str], str] | None = None,
 ) -> dict[tuple[str, str], Path]:
     """Return ``{(name, variant): png path}`` for both variants of each name, rendering only those not cached.
 
-    Raises KeyError for a name that is not in ``registry``.
+    ``keys``: the figure keys, where the caller has them already (``(name, variant) -> key``). Raises KeyError for a
+    name that is not in ``registry``; what a plot function raises, or FigureFailed when it ran in a worker.
     """
     cache_dir = Path(cache_dir)
+    keys = dict(keys or {})
     paths: dict[tuple[str, str], Path] = {}
     missing: list[tuple[str, str]] = []
     for name in dict.fromkeys(names):  # keep order, drop repeats
         fig = registry[name]
+        if any((name, variant) not in keys for variant in VARIANTS):
+            keys.update(((name, variant), key) for variant, key in figure_keys(project_root, name, fig).items())
         for variant in VARIANTS:
-            key = figure_key(project_root, name, fig, variant)
-            path = cache_dir / f"{name}-{variant}-{key[:16]}.png"
+            path = cache_dir / f"{name}-{variant}-{keys[name, variant][:16]}.png"
             paths[name, variant] = path
             if not path.is_file():
                 missing.append((name, variant))
@@ -191,12 +235,54 @@ def ensure_rendered(
         return paths
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with _progressbar(missing, progress) as work:
-        for name, variant in work:
-            path = paths[name, variant]
-            render_figure(project_root, name, registry[name], variant, path)
-            _remove_stale_renders(path, name, variant)
+    jobs = [(name, registry[name], variant, paths[name, variant]) for name, variant in missing]
+    with _progressbar(len(jobs), progress) as bar:
+        for name, variant in _render_all(project_root, jobs):
+            _remove_stale_renders(paths[name, variant], name, variant)
+            bar.update(1, (name, variant))
     return paths
+
+
+def _render_all(project_root: Path, jobs: list[tuple[str, Figure, str, Path]]):
+    """Render every job, in worker processes when there are many; yield (name, variant) as each is written."""
+    workers = min(os.cpu_count() or 1, len(jobs))
+    if len(jobs) < PARALLEL_FIGURES or workers < 2:
+        for name, fig, variant, path in jobs:
+            render_figure(project_root, name, fig, variant, path)
+            yield name, variant
+        return
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(str(project_root),)) as pool:
+        futures = {pool.submit(_render_in_worker, str(project_root), job): job for job in jobs}
+        for future in as_completed(futures):
+            failure = future.result()
+            if failure is not None:
+                for other in futures:
+                    other.cancel()
+                raise FigureFailed(*failure)
+            name, _, variant, _ = futures[future]
+            yield name, variant
+
+
+def _start_worker(project_root: str) -> None:
+    """One matplotlib setup per worker process: imported once, with the Agg canvas, before the first figure."""
+    import matplotlib
+    from matplotlib.backends import backend_agg  # noqa: F401
+
+    matplotlib.use("Agg")
+    _put_first_on_path(Path(project_root))
+
+
+def _render_in_worker(project_root: str, job) -> tuple | None:
+    """render_figure in a worker; a failure comes back as plain data (user exceptions need not pickle)."""
+    name, fig, variant, path = job
+    try:
+        render_figure(Path(project_root), name, fig, variant, path)
+    except (Exception, SystemExit) as error:
+        frames = [(frame.filename, frame.lineno or 1) for frame in traceback.extract_tb(error.__traceback__)]
+        return type(error).__name__, str(error), frames, list(getattr(error, "__notes__", []))
+    return None
 
 
 def render_figure(project_root: Path, name: str, fig: Figure, variant: str, out_path: Path) -> None:
@@ -293,13 +379,18 @@ def _load_data(path: Path) -> Any:
     raise ValueError(f"figure data file {path} must be .json or .npz")
 
 
-def _progressbar(work: list[tuple[str, str]], progress: bool):
+class _Quiet:
+    def update(self, steps: int, item=None) -> None:
+        pass
+
+
+def _progressbar(length: int, progress: bool):
     if not progress:
-        return nullcontext(work)
+        return nullcontext(_Quiet())
     import click
 
     return click.progressbar(
-        work,
+        length=length,
         label="Rendering figures",
         item_show_func=lambda item: f"{item[0]} ({item[1]})" if item else "",
         file=sys.stderr,

@@ -84,17 +84,22 @@ def load(path: Path, shown: str, problems: Problems) -> Lock:
         line = getattr(e, "lineno", 1)
         problems.append(Problem(shown, line, f"unreadable lock file ({e}); restore it from git"))
         return Lock(exists=True)
-    lines = _key_lines(text)
+    found: list[dict] = []
+
+    def line_of(section: str, key: str) -> int:  # only for a problem: finding the lines costs more than the rest
+        if not found:
+            found.append(_key_lines(text))
+        return found[0].get((section, key), 1)
+
     lock = Lock(exists=True)
     namespace = data.get("namespace")
     if namespace is not None and not isinstance(namespace, str):
-        problems.append(Problem(shown, lines.get(("", "namespace"), 1), "'namespace' must be a string"))
+        problems.append(Problem(shown, line_of("", "namespace"), "'namespace' must be a string"))
     lock.namespace = namespace if isinstance(namespace, str) else None
     for section, target, kinds in (("notes", lock.notes, True), ("note_types", lock.note_types, False)):
         for key, entry in data.get(section, {}).items():
-            where = lines.get((section, key), 1)
             if not isinstance(entry, dict):
-                problems.append(Problem(shown, where, f"bad lock entry '{key}': expected an object"))
+                problems.append(Problem(shown, line_of(section, key), f"bad lock entry '{key}': expected an object"))
                 continue
             errors = []
             if type(entry.get("hash")) is not str:
@@ -104,8 +109,8 @@ def load(path: Path, shown: str, problems: Problems) -> Lock:
             if kinds and entry.get("kind", "basic") not in KINDS:
                 errors.append(f"'kind' must be one of {', '.join(KINDS)}")
             if errors:
-                problems.append(Problem(shown, where, f"bad lock entry '{key}': {'; '.join(errors)}; "
-                                                      "restore the file from git"))
+                message = f"bad lock entry '{key}': {'; '.join(errors)}; restore the file from git"
+                problems.append(Problem(shown, line_of(section, key), message))
                 continue
             value = {"hash": entry["hash"], "mod": entry["mod"]}
             if kinds:

@@ -21,14 +21,17 @@ class MediaResolver:
     """References in rendered HTML (``file:<path>``, ``fig:<name>:<variant>``) -> content-hash media names.
 
     Records a problem for an unknown figure, a missing image or one outside the project, and collects what the
-    package must contain: ``files`` (image path -> media name) and ``figures`` (figure names to render).
+    package must contain: ``files`` (image path -> media name) and ``figures`` (figure names to render), with each
+    figure's keys (``figure_keys``: (name, variant) -> key), computed once per build.
     """
 
     def __init__(self, config: Config, registry: dict, problems: Problems):
         self.config, self.registry, self.problems = config, registry, problems
         self.files: dict[Path, str] = {}
         self.figures: set[str] = set()
-        self._figure_names: dict[tuple[str, str], str] = {}
+        self.figure_keys: dict[tuple[str, str], str] = {}
+        self._unpreparable: dict[str, str] = {}   # figure name -> why its keys cannot be computed
+        self._key_inputs = None
 
     def placeholder(self, card: NoteSource, refs: list[str], match) -> str:
         index = int(match.group(1))
@@ -51,15 +54,26 @@ class MediaResolver:
             self.problems.append(Problem(card.path, card.line_of(f"fig:{name}"),
                                         f"unknown figure '{name}' (known: {known})"))
             return ""
-        if (name, variant) not in self._figure_names:
+        if name not in self.figures and name not in self._unpreparable:
+            from .drawing import KeyInputs, figure_keys
+
+            root = self.config.figures_dir.parent
+            self._key_inputs = self._key_inputs or KeyInputs(root)
             try:
-                self._figure_names[name, variant] = figure_media_name(self.config, self.registry, name, variant)
+                keys = figure_keys(root, name, self.registry[name], self._key_inputs)
             except (Exception, SystemExit) as e:  # the registry entry is user code: report, don't crash
-                self.problems.append(Problem(card.path, card.line_of(f"fig:{name}"),
-                                            f"figure '{name}' cannot be prepared: {type(e).__name__}: {e}"))
-                return ""
-        self.figures.add(name)
-        return self._figure_names[name, variant]
+                self._unpreparable[name] = f"{type(e).__name__}: {e}"
+            else:
+                self.figure_keys.update(((name, v), key) for v, key in keys.items())
+                self.figures.add(name)
+        if name in self._unpreparable:
+            self.problems.append(Problem(card.path, card.line_of(f"fig:{name}"),
+                                        f"figure '{name}' cannot be prepared: {self._unpreparable[name]}"))
+            return ""
+        if (name, variant) not in self.figure_keys:
+            self.problems.append(Problem(card.path, card.line_of(f"fig:{name}"), f"unknown figure variant {variant!r}"))
+            return ""
+        return figure_media_name(name, variant, self.figure_keys[name, variant])
 
     def _file(self, card: NoteSource, target: str) -> str:
         root = self.config.root
@@ -99,11 +113,9 @@ def image_type(head: bytes) -> str | None:
     return next((kind for signature, kind in IMAGE_SIGNATURES if head.startswith(signature)), None)
 
 
-def figure_media_name(config: Config, registry: dict, name: str, variant: str) -> str:
+def figure_media_name(name: str, variant: str, key: str) -> str:
     """Named by the hash of everything the image is made from (rendering is deterministic), known before rendering."""
-    from .drawing import figure_key
-
-    return f"fig-{name}-{variant}-{figure_key(config.figures_dir.parent, name, registry[name], variant)[:12]}.png"
+    return f"fig-{name}-{variant}-{key[:12]}.png"
 
 
 def content_name(stem: str, path: Path) -> str:
@@ -132,38 +144,50 @@ def load_figure_registry(config: Config, problems: Problems) -> dict:
         return {}
 
 
+def media_names(plan) -> list[str]:
+    """The names of every media file the package holds: the cards' images and both variants of each figure."""
+    return [*plan.files, *(figure_media_name(name, variant, key) for (name, variant), key in plan.figure_keys.items())]
+
+
 def collect_media(plan, progress: bool, problems: Problems) -> dict[str, Path]:
     """Media name (content hash) -> file, rendering the figures the cards use where the cache lacks them.
 
     A plot function that fails is a problem at its line (the figures it would have drawn are then missing)."""
     media: dict[str, Path] = dict(plan.files)
     if plan.figures:
-        from .drawing import ensure_rendered, load_registry
+        from .drawing import ensure_rendered
 
         config = plan.config
         try:
-            registry = load_registry(config.figures_dir.parent, config.figures_dir.name)
-            pngs = ensure_rendered(config.figures_dir.parent, registry, sorted(plan.figures),
-                                   config.cache_dir / "figures", progress=progress)
+            pngs = ensure_rendered(config.figures_dir.parent, plan.registry, sorted(plan.figures),
+                                   config.cache_dir / "figures", progress=progress, keys=plan.figure_keys)
         except OSError:
             raise
         except (Exception, SystemExit) as e:  # plot functions are user code: report where they failed
             problems.append(user_code_problem(config, e, "drawing a figure failed"))
             return media
         for (name, variant), path in pngs.items():
-            media[figure_media_name(config, registry, name, variant)] = path
+            media[figure_media_name(name, variant, plan.figure_keys[name, variant])] = path
     return media
 
 
 def user_code_problem(config: Config, error: BaseException, what: str) -> Problem:
-    """The innermost line of the project's own code in ``error``'s traceback, as a Problem."""
+    """The innermost line of the project's own code in ``error``'s traceback, as a Problem (for a figure that
+    failed in a worker process: in the traceback it had there)."""
     import traceback
 
+    from .drawing import FigureFailed
+
+    if isinstance(error, FigureFailed):
+        kind, frames, notes = error.kind, error.frames, error.notes
+    else:
+        kind, notes = type(error).__name__, getattr(error, "__notes__", [])
+        frames = [(frame.filename, frame.lineno or 1) for frame in traceback.extract_tb(error.__traceback__)]
     root = config.root.resolve()
     where, line = config.rel(config.figures_dir / "__init__.py"), 1
-    for frame in traceback.extract_tb(error.__traceback__):
-        path = Path(frame.filename).resolve()
+    for filename, lineno in frames:
+        path = Path(filename).resolve()
         if path.is_relative_to(root) and not path.is_relative_to(Path(__file__).resolve().parent):
-            where, line = config.rel(path), frame.lineno or 1
-    notes = "; ".join(getattr(error, "__notes__", []))
-    return Problem(where, line, f"{what}: {type(error).__name__}: {error}" + (f" ({notes})" if notes else ""))
+            where, line = config.rel(path), lineno
+    text = "; ".join(notes)
+    return Problem(where, line, f"{what}: {kind}: {error}" + (f" ({text})" if text else ""))

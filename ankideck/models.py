@@ -6,11 +6,11 @@ then skips every later update as conflicting. Template text and CSS may change f
 from __future__ import annotations
 
 import hashlib
-from importlib import metadata
 from pathlib import Path
 
 import genanki
 
+from .installed import version
 from .theme import DARK_BACKGROUND, LIGHT_BACKGROUND, NIGHT_CLASSES, figure_class, night
 
 BASIC_MODEL_ID = 1607392319        # never change
@@ -121,7 +121,7 @@ def stylesheet(cache_dir: Path | None = None) -> str:
     The pygments part depends only on the pygments version and the two style names, so it is cached on disk: a warm
     build does not import pygments.
     """
-    key = hashlib.sha256(f"{metadata.version('pygments')};{LIGHT_CODE_STYLE};{DARK_CODE_STYLE}".encode()).hexdigest()
+    key = hashlib.sha256(f"{version('pygments')};{LIGHT_CODE_STYLE};{DARK_CODE_STYLE}".encode()).hexdigest()
     cached = cache_dir / f"code-{key[:16]}.css" if cache_dir else None
     if cached and cached.is_file():
         code_css = cached.read_text("utf-8")

@@ -36,10 +36,42 @@ class TimedNote(genanki.Note):
 class TimedModel(genanki.Model):
     """A note type whose mod time is when its templates or CSS last changed: Anki updates it only if newer."""
 
-    mod = 0  # set by write_package, from the lock file's note types
+    mod = 0     # set from the lock file's note types, by _models
+    hash = ""   # the definition's hash, set by note_type_versions
 
     def to_json(self, timestamp, deck_id):
         return super().to_json(self.mod, deck_id)
+
+
+def _models(plan) -> dict[str, tuple[TimedModel, tuple[str, ...]]]:
+    """kind -> (note type, its field names), with the note types' mod times from the lock file's rule."""
+    css = stylesheet(plan.config.cache_dir)
+    models = {"basic": (basic_model(css, TimedModel), BASIC_FIELDS),
+              "cloze": (cloze_model(css, TimedModel), CLOZE_FIELDS)}
+    note_types = note_type_versions([model for model, _ in models.values()], plan.note_types_lock, plan.now)
+    for model, _ in models.values():
+        model.mod = note_types[model.name]["mod"]
+    return models
+
+
+def note_types(plan) -> dict[str, dict]:
+    """The note types' versions for the lock file after this build (name -> hash, mod)."""
+    return {model.name: {"hash": model.hash, "mod": model.mod} for model, _ in _models(plan).values()}
+
+
+def _description(plan) -> str:
+    return deck_description(plan.info.description, max((note.mod for note in plan.notes), default=0))
+
+
+def fingerprint(plan, media_names: list[str]) -> str:
+    """A hash of everything the .apkg holds (notes, decks, note types, media names; the media are named by their
+    content): equal fingerprints, equal packages."""
+    models = _models(plan)
+    content = [plan.info.namespace, plan.info.name, _description(plan), sorted(media_names),
+               sorted((model.name, model.hash, model.mod) for model, _ in models.values()),
+               [(note.source.id, note.source.deck, note.source.kind, note.fields, note.tags, note.mod)
+                for note in plan.notes]]
+    return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
 
 
 def write_package(plan, media: dict[str, Path], target: Path | None = None) -> tuple[Path, dict]:
@@ -47,16 +79,10 @@ def write_package(plan, media: dict[str, Path], target: Path | None = None) -> t
 
     Returns the output path and the note types' versions for the lock file (name -> hash, mod).
     """
-    css = stylesheet(plan.config.cache_dir)
-    models = {"basic": (basic_model(css, TimedModel), BASIC_FIELDS),
-              "cloze": (cloze_model(css, TimedModel), CLOZE_FIELDS)}
-    note_types = note_type_versions([model for model, _ in models.values()], plan.note_types_lock, plan.now)
-    for model, _ in models.values():
-        model.mod = note_types[model.name]["mod"]
+    models = _models(plan)
     namespace = plan.info.namespace
     root = plan.info.name  # always shipped, even with every note in a sub-deck: it carries the version and links
-    decks: dict[str, genanki.Deck] = {root: genanki.Deck(deck_id(root), root, description=deck_description(
-        plan.info.description, max((note.mod for note in plan.notes), default=0)))}
+    decks: dict[str, genanki.Deck] = {root: genanki.Deck(deck_id(root), root, description=_description(plan))}
     for note in plan.notes:
         deck_name = note.source.deck
         if deck_name not in decks:
@@ -69,24 +95,27 @@ def write_package(plan, media: dict[str, Path], target: Path | None = None) -> t
     out = plan.config.out
     package = genanki.Package(list(decks.values()))
     timestamp = max((note.mod for note in plan.notes), default=0)
+    versions = {model.name: {"hash": model.hash, "mod": model.mod} for model, _ in models.values()}
     if target is not None:
         write_apkg(package, media, target, timestamp=timestamp)
-        return out, note_types
+        return out, versions
     tmp = new_temp(out)
     try:
         write_apkg(package, media, tmp, timestamp=timestamp)
         os.replace(tmp, out)  # only a complete package replaces the previous one
     finally:
         tmp.unlink(missing_ok=True)
-    return out, note_types
+    return out, versions
 
 
 def note_type_versions(models, previous: dict[str, dict], now: int) -> dict[str, dict]:
-    """Each note type's definition hash and the time it last changed (the same rule as for notes)."""
+    """Each note type's definition hash and the time it last changed (the same rule as for notes); also set on
+    each model as ``hash``."""
     versions = {}
     for model in models:
         definition = {k: v for k, v in genanki.Model.to_json(model, 0, 0).items() if k not in ("mod", "did")}
         digest = hashlib.sha256(json.dumps(definition, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:20]
+        model.hash = digest
         before = previous.get(model.name)
         if before and before["hash"] == digest:
             versions[model.name] = before

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from .rendered import PLACEHOLDER_RE, Rendered
 from .sources import check_folder, cross_file_problems, source_problems
 
 BUILD_LOCK = "build.lock"  # in the cache folder: one build at a time writes a project
+DECK_STATE = "deck.json"   # in the cache folder: the fingerprint of the .apkg last written, and its size and time
 
 
 @dataclass
@@ -49,6 +51,8 @@ class Plan:
     figures: set[str]              # figure names the cards use
     files: dict[str, Path]         # media name -> source file (images from the cards folder)
     notices: list[str] = field(default_factory=list)  # what the build will do that the user must know about
+    registry: dict = field(default_factory=dict)       # the project's figures (name -> Figure), loaded once
+    figure_keys: dict[tuple[str, str], str] = field(default_factory=dict)  # (name, variant) -> key, computed once
 
 
 @dataclass
@@ -103,7 +107,7 @@ def gather(config: Config, now: int | None = None, new_namespace: bool = False, 
     problems.raise_if_any()
     new_lock, changes = lockfile.advance(lock, notes, now)
     return Plan(config, info, notes, changes, new_lock, lock_state.note_types, now, media.figures,
-                {name: path for path, name in media.files.items()}, notices)
+                {name: path for path, name in media.files.items()}, notices, registry, media.figure_keys)
 
 
 def _note(card: NoteSource, sections: dict[str, Rendered], info: DeckInfo, media: MediaResolver,
@@ -159,31 +163,60 @@ def build(config: Config, now: int | None = None, progress: bool = True, new_nam
     output is written to a temporary file first; only when all are complete are they renamed into place, the lock
     file before the deck (a deck is never newer than the lock that describes it).
     """
-    from .package import write_package
+    from . import package
+    from .media import media_names
 
     started = time.perf_counter()
     cache_path = config.cache_dir / CACHE_FILE
+    state_path = config.cache_dir / DECK_STATE
     lock_file = config.cache_dir / BUILD_LOCK
     with build_lock(lock_file, config.rel(lock_file), on_wait=on_wait):
         cache = CompileCache.load(cache_path)
         plan = gather(config, now, new_namespace=new_namespace, cache=cache)
-        remove_stale_temps([config.out, config.lock_path, cache_path], config.cache_dir / "figures")
-        for path in (config.out, config.lock_path, cache_path):
+        remove_stale_temps([config.out, config.lock_path, cache_path, state_path], config.cache_dir / "figures")
+        for path in (config.out, config.lock_path, cache_path, state_path):
             check_writable_target(path, config.rel(path))
-        problems = Problems()
-        media = collect_media(plan, progress, problems)
-        problems.raise_if_any()
+        names = media_names(plan)
+        fingerprint = package.fingerprint(plan, names)
         with Staged() as staged:
-            out, note_types = write_package(plan, media, staged.reserve(config.out))
+            deck = None
+            state = _deck_state_of(config.out, fingerprint)
+            if state is not None and _deck_state(state_path) == state:
+                note_types = package.note_types(plan)  # the deck there is this build's already: keep it
+            else:
+                problems = Problems()
+                media = collect_media(plan, progress, problems)
+                problems.raise_if_any()
+                deck = staged.reserve(config.out)
+                _, note_types = package.write_package(plan, media, deck)
             lock_text = lockfile.dumps(plan.lock, note_types, plan.info.namespace)
             if not _same_text(config.lock_path, lock_text):
                 staged.add(config.lock_path, lock_text.encode("utf-8"))
             staged.items.reverse()  # the lock file first, then the deck
             if cache.dirty:
                 staged.add(cache_path, cache.dumps())
+            if deck is not None:  # a rename keeps the time: the state describes the deck once it is in place
+                staged.add(state_path, json.dumps(_deck_state_of(deck, fingerprint)).encode())
             staged.commit()
     card_count = sum(note.source.card_count for note in plan.notes)
-    return Result(plan, config.out, len(media), card_count, time.perf_counter() - started)
+    return Result(plan, config.out, len(names), card_count, time.perf_counter() - started)
+
+
+def _deck_state_of(path: Path, fingerprint: str) -> dict | None:
+    """What DECK_STATE records for the package at ``path``: its fingerprint, size and modification time."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return {"fingerprint": fingerprint, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _deck_state(path: Path) -> dict | None:
+    try:
+        state = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
 
 
 def _same_text(path: Path, text: str) -> bool:

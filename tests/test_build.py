@@ -85,3 +85,14 @@ def test_notes_keep_their_guid_when_their_text_changes(project):
     assert genanki.guid_for("test-deck", "softmax-def") in after
     changed = [g for g in after if after[g] != before[g]]
     assert changed == [genanki.guid_for("test-deck", "softmax-def")]
+
+
+def test_a_build_with_nothing_changed_leaves_the_deck_alone(project):
+    first = build(load_config(), now=1_000_000, progress=False)
+    written = first.out.stat().st_mtime_ns
+    again = build(load_config(), now=2_000_000, progress=False)
+    assert not again.plan.changes and again.media_count == first.media_count == 1
+    assert first.out.stat().st_mtime_ns == written          # the same package: not written again
+    first.out.write_bytes(b"not the deck that was built")  # replaced by something else: written again
+    build(load_config(), now=2_000_000, progress=False)
+    assert zipfile.is_zipfile(first.out)

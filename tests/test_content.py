@@ -70,8 +70,8 @@ def test_deck_size_and_structure(plan):
 
 def formulas(plan):
     for note in plan.notes:
-        for field, html in note.fields.items():
-            for match in MATH_RE.finditer(html):
+        for field, field_html in note.fields.items():
+            for match in MATH_RE.finditer(field_html):
                 yield note.source, match.group(1) if match.group(1) is not None else match.group(2)
 
 
