@@ -373,3 +373,153 @@ def run_attention_cost(axes, data):
     for ax in axes:
         ax.yaxis.set_minor_formatter("")
     _footer(axes, d, "PyTorch timings")
+
+
+# --- 10. diffusion on two moons: DDPM vs DDIM vs flow matching --------------------------------------------------
+
+_SAMPLERS = {  # method -> (label, colour, marker)
+    "ddim": ("DDIM, η = 0", "C0", "o"),
+    "ancestral": ("ancestral, η = 1", "C1", "s"),
+    "flow": ("rectified flow, Euler", "C2", "^"),
+}
+
+
+def _sampler_lines(ax, d, x_key):
+    res = d["results"]
+    for m, (label, c, mk) in _SAMPLERS.items():
+        rows = sorted((r for r in res.values() if r["method"] == m), key=lambda r: r["nfe"])
+        ax.plot([r[x_key] for r in rows], [r["swd_mean"] for r in rows], marker=mk, color=c, label=label,
+                markersize=5)
+    full = next(r for r in res.values() if r["method"] == "ddpm")
+    ax.plot([full[x_key]], [full["swd_mean"]], marker="*", markersize=12, color="C1", linestyle="none",
+            label=f"DDPM ancestral, {full['nfe']} steps")
+    ax.axhline(d["floor"]["swd"], color=_muted(), linestyle=":", linewidth=1)
+    ax.set(xscale="log", yscale="log")
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def run_ddpm_2d_steps(axes, data):
+    d = data["ddpm_2d"]
+    ax = axes[0]
+    _sampler_lines(ax, d, "nfe")
+    nfes = sorted({r["nfe"] for r in d["results"].values()})
+    _log_ticks(ax, "x", nfes)
+    ax.set(xlabel="sampling steps (network calls)", ylabel="sliced W₁ to held-out")
+    ax.text(nfes[0], d["floor"]["swd"], "real vs real", va="bottom", fontsize=8, color=_muted())
+    h, lab = ax.get_legend_handles_labels()
+    ax.figure.legend(h, lab, loc="outside upper center", ncols=2, frameon=False, fontsize=8.5, handlelength=1.6)
+    ax = axes[1]
+    _sampler_lines(ax, d, "time_s")
+    ax.set(xlabel=f"wall time for {d['data']['eval_points']} samples (s)", ylabel="sliced W₁ to held-out")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    n = d["net"]
+    _footer(axes, d, f"two moons; MLP {n['hidden']}×{n['blocks']} blocks, {n['params'] / 1e3:.0f}k params, "
+                     f"T = {d['schedule']['T']}")
+
+
+def _cloud(ax, pts, color, title):
+    p = np.asarray(pts)
+    ax.scatter(p[:, 0], p[:, 1], s=1.2, color=color, alpha=0.7, linewidths=0, rasterized=True)
+    ax.set(xlim=(-3, 3), ylim=(-3, 3), xticks=[], yticks=[], aspect="equal")
+    ax.set_title(title, fontsize=9)
+    ax.grid(False)
+
+
+def run_ddpm_2d_process(axes, data):
+    d = data["ddpm_2d"]
+    sn = d["snapshots"]
+    T = d["schedule"]["T"]
+    for ax, t in zip(axes[0], sn["ddpm_t"]):
+        _cloud(ax, sn["points"]["ddpm"][str(t)], "C1", f"t = {T if t == T - 1 else t}")
+    for ax, t in zip(axes[1], sn["flow_t"]):
+        _cloud(ax, sn["points"]["flow"][f"{t:g}"], "C2", f"t = {t:g}")
+    axes[0, 0].set_ylabel(f"DDPM\n{T} steps", fontsize=9)
+    axes[1, 0].set_ylabel(f"flow\n{sn['flow_steps']} steps", fontsize=9)
+    _footer(axes, d, "two moons: samples along the reverse process (DDPM) and the ODE (flow)")
+
+
+def _log_y_plain(ax):
+    """Log y axis labelled 0.1, 0.2, 0.5, 1, 2 ... (a loss spanning less than a decade gets readable ticks)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 3, 5)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def run_diffusion_loss(axes, data):
+    d = data["ddpm_2d"]
+    ax = axes[0]
+    ax.plot(d["loss"]["steps"], d["loss"]["ddpm"], color="C1", label="DDPM: ε-MSE")
+    ax.plot(d["loss"]["steps"], d["loss"]["flow"], color="C2", label="flow: (x₁ − x₀)-MSE")
+    ax.set(xlabel="step", ylabel="train loss")
+    _log_y_plain(ax)
+    ax.set_title("two moons, same MLP", fontsize=10)
+    ax.legend(loc="center right", fontsize=8.5)
+    c = data["cfg_digits"]
+    ax = axes[1]
+    ax.plot(c["loss"]["steps"], c["loss"]["ddpm"], color="C0",
+            label=f"ε-MSE, label dropped {c['train']['p_uncond']:.0%}")
+    ax.set(xlabel="step", ylabel="train loss")
+    _log_y_plain(ax)
+    ax.set_title("8×8 digits, class-conditional", fontsize=10)
+    ax.legend(loc="upper right", fontsize=8.5)
+    _footer(axes, d, "running means of the minibatch loss")
+
+
+# --- 11. classifier-free guidance on digits ---------------------------------------------------------------------
+
+
+def run_cfg_digits(axes, data):
+    d = data["cfg_digits"]
+    sw, real = d["sweep"], d["real"]
+    w = [s["w"] for s in sw]
+    ax = axes[0]
+    ax.plot(w, [s["acc"] for s in sw], marker="o", color="C0", label="classifier accuracy")
+    ax.plot(w, [s["precision"] for s in sw], marker="s", color="C1", label="precision")
+    ax.set(ylabel="fidelity", ylim=(0, 1.05), xticks=w)
+    ax.set_title("ε̃ = ε_u + w (ε_c − ε_u)", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8.5)
+    ax = axes[1]
+    ax.plot(w, [s["recall"] for s in sw], marker="o", color="C2", label="recall (all classes)")
+    ax.plot(w[1:], [s["recall_in_class"] for s in sw[1:]], marker="s", color="C3", label="recall within class")
+    ax.axhline(real["recall_in_class"], color=_muted(), linestyle=":", linewidth=1)
+    ax.text(w[-1], real["recall_in_class"], f"real test images ({real['images']})", ha="right", va="bottom",
+            fontsize=7.5, color=_muted())
+    ax.set(xlabel="w (0: unconditional, 1: conditional)", ylabel="diversity", ylim=(0, 1.05), xticks=w)
+    ax.legend(loc="lower center", fontsize=8.5)
+    _footer(axes, d, f"digits; {d['samples']} samples per w, DDIM {d['sampler']['steps']} steps; "
+                     f"MLP classifier {d['classifier']['test_acc']:.0%} on real")
+
+
+def _mosaic(images, rows, cols, pad=1):
+    """(rows*cols) 8x8 images (row-major lists of 64 pixels) -> one array with ``pad`` blank pixels between."""
+    M = np.full((rows * (8 + pad) - pad, cols * (8 + pad) - pad), np.nan)
+    for i in range(rows):
+        for j in range(cols):
+            M[i * (8 + pad):i * (8 + pad) + 8, j * (8 + pad):j * (8 + pad) + 8] = np.reshape(images[i][j], (8, 8))
+    return M
+
+
+def _digits_panel(ax, images, row_labels, title):
+    rows, cols = len(images), len(images[0])
+    cmap = mpl.colormaps["gray"].copy()
+    cmap.set_bad(alpha=0)
+    ax.imshow(_mosaic(images, rows, cols), cmap=cmap, vmin=0, vmax=16, interpolation="nearest")
+    ax.set_yticks([i * 9 + 3.5 for i in range(rows)], row_labels, fontsize=8.5)
+    ax.set_xticks([j * 9 + 3.5 for j in range(cols)], [str(j) for j in range(cols)], fontsize=8.5)
+    ax.tick_params(length=0, pad=2)
+    for s in ax.spines.values():
+        s.set_visible(False)
+    ax.grid(False)
+    ax.set_title(title, fontsize=10)
+
+
+def run_cfg_digits_samples(axes, data):
+    d = data["cfg_digits"]
+    g, p = d["grid"], d["process"]
+    _digits_panel(axes[0], g["images"], [f"w = {w:g}" for w in g["w"]], "same noise; rows: w")
+    _digits_panel(axes[1], p["x"], [f"t = {t}" for t in p["t"]],
+                  f"x_t along {d['sampler']['steps']} DDIM steps, w = {p['w']:g}")
+    _footer(axes, d, f"class-conditional MLP DDPM on 8×8 digits, {d['net']['params'] / 1e3:.0f}k params")

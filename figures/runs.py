@@ -54,6 +54,8 @@ EXPERIMENTS: dict[str, str] = {
     "moe_balance": "Tiny top-2 MoE with and without the load-balancing loss: expert load",
     "adaptive_softmax": "Full softmax vs adaptive softmax: time per step as the vocabulary grows",
     "attention_cost": "Naive attention vs fused SDPA; generation with vs without KV cache; KV-cache bytes MHA/GQA/MQA",
+    "ddpm_2d": "Two moons: MLP DDPM (T = 1000) and rectified flow; DDPM vs DDIM vs Euler steps against sample distance",
+    "cfg_digits": "Class-conditional DDPM on digits, condition dropout: CFG scale vs classifier accuracy, diversity",
 }
 
 

@@ -247,3 +247,48 @@ def test_quick_data_plots(quick, tmp_path):
             assert drawn > 0, f"{name}: a panel of {fig.plot} draws nothing from the quick data"
         f.savefig(tmp_path / f"{name}.png", dpi=50)
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
+
+
+# --- part 4 (AIGC, issue 11): DDPM, DDIM, flow matching, classifier-free guidance ------------------------------
+
+
+def test_more_ddim_steps_give_samples_closer_to_the_data(quick):
+    r = _load(quick[0], "ddpm_2d")["results"]
+    swd = [r[f"ddim_{k}"]["swd_mean"] for k in (5, 10, 20)]
+    assert swd == sorted(swd, reverse=True), swd
+    assert r["ddim_50"]["swd_mean"] < r["ddim_10"]["swd_mean"], r["ddim_50"]
+    # the ODE's discretisation error alone (same noise, against a finer run) shrinks with every added step
+    gaps = [r[f"ddim_{k}"]["endpoint_gap"] for k in (5, 10, 20, 50)]
+    assert gaps == sorted(gaps, reverse=True), gaps
+    # tens of deterministic steps come close to the 1000-step ancestral chain, in a fraction of its time
+    assert r["ddim_50"]["swd_mean"] < 1.5 * r["ddpm_1000"]["swd_mean"], (r["ddim_50"], r["ddpm_1000"])
+    assert r["ddim_50"]["time_s"] < r["ddpm_1000"]["time_s"]
+
+
+def test_flow_matching_euler_improves_with_steps(quick):
+    r = _load(quick[0], "ddpm_2d")["results"]
+    swd = [r[f"flow_{k}"]["swd_mean"] for k in (1, 2, 5, 10)]
+    assert swd == sorted(swd, reverse=True), swd
+
+
+def test_guidance_raises_classifier_accuracy_and_lowers_recall(quick):
+    sweep = {s["w"]: s for s in _load(quick[0], "cfg_digits")["sweep"]}
+    assert sweep[3.0]["acc"] > sweep[0.0]["acc"] + 0.5, (sweep[0.0], sweep[3.0])  # vs unconditional samples
+    assert sweep[3.0]["acc"] > sweep[1.0]["acc"], (sweep[1.0], sweep[3.0])        # vs plain conditional ones
+    assert sweep[3.0]["recall"] < sweep[1.0]["recall"], (sweep[1.0], sweep[3.0])  # less of the data covered
+
+
+def test_committed_aigc_data_shows_what_the_cards_say():
+    """The full runs behind cards/experiments/aigc*.md: the orderings their backs state."""
+    r = _load(DATA, "ddpm_2d")["results"]
+    for method, steps in (("ddim", (5, 10, 20, 50)), ("flow", (1, 2, 5, 10, 20, 50)), ("ancestral", (10, 20, 50))):
+        swd = [r[f"{method}_{k}"]["swd_mean"] for k in steps]
+        assert swd == sorted(swd, reverse=True), (method, swd)
+    for k in (5, 10, 20):  # at equal steps the straighter flow beats DDIM, and DDIM beats ancestral sampling
+        assert r[f"flow_{k}"]["swd_mean"] < r[f"ddim_{k}"]["swd_mean"], k
+    for k in (10, 20, 50):
+        assert r[f"ddim_{k}"]["swd_mean"] < r[f"ancestral_{k}"]["swd_mean"], k
+    sweep = _load(DATA, "cfg_digits")["sweep"]
+    acc = [s["acc"] for s in sweep]
+    recall = [s["recall"] for s in sweep[1:]]  # from w = 1 (conditional) up
+    assert acc == sorted(acc) and recall == sorted(recall, reverse=True), (acc, recall)
