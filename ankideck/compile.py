@@ -2,7 +2,8 @@
 
 The cache holds each card file's parsed cards, problems and HTML as JSON, not pickle: loading a cache file must never
 run code, whoever wrote it (a shared folder, a committed ``.cache/``). Anything in it of the wrong shape makes the
-whole cache count as empty: it is only a slower build.
+whole cache count as empty: it is only a slower build. One line per card file (``key<TAB>json``, after a header
+line), so that saving the cache after an edit re-serialises only the edited file's entry.
 
 Entries are keyed by a hash of the engine (``engine_version``: the source of this package and the versions of the
 libraries that shape the HTML) and of the file's path, default deck and bytes, so an edit to the engine, like an
@@ -23,8 +24,8 @@ from .parse import MAX_CARD_CHARS, NoteSource, Section, card_size, decode, parse
 from .rendered import Rendered
 from .sources import card_files, default_deck
 
-CACHE_FILE = "compiled.json"
-FORMAT = 1
+CACHE_FILE = "compiled.jsonl"
+FORMAT = 2
 HTML_LIBRARIES = ("markdown", "pymdown-extensions", "pygments", "nh3")  # what shapes the HTML besides this package
 PARALLEL_BYTES = 200_000   # below this much Markdown to compile, worker start-up costs more than it saves
 
@@ -72,33 +73,57 @@ def compile_file(job: tuple[str, str, bytes]) -> FileResult:
 class CompileCache:
     """file key -> compile_file's result; ``dirty`` once an entry was added or dropped (the build then saves it)."""
 
-    def __init__(self, entries: dict[str, FileResult] | None = None):
+    def __init__(self, entries: dict[str, FileResult] | None = None, lines: dict[str, str] | None = None):
         self.entries: dict[str, FileResult] = entries or {}
         self.dirty = False
+        self._lines = lines or {}  # key -> its line as read: written again as it is
 
     @classmethod
     def load(cls, path: Path) -> CompileCache:
         """The cache at ``path``; empty when missing, unreadable or of the wrong shape."""
         try:
-            data = json.loads(path.read_bytes())
-            if data.get("format") != FORMAT or data.get("engine") != engine_version():
+            header, *lines = path.read_bytes().decode("utf-8").split("\n")
+            head = json.loads(header)
+            if head.get("format") != FORMAT or head.get("engine") != engine_version():
                 return cls()
-            return cls({_str(key): _entry(entry) for key, entry in _dict(data["entries"]).items()})
+            entries, kept = {}, {}
+            for line in lines:
+                if line:
+                    key, tab, entry = line.partition("\t")
+                    if not tab:
+                        raise ValueError("no key")
+                    entries[key], kept[key] = _entry(json.loads(entry)), line
+            return cls(entries, kept)
         except Exception:  # noqa: BLE001 - any damage to a cache is only a slower build
             return cls()
 
+    def keep_line(self, key: str, text: str) -> None:
+        """``text`` is the entry of ``key`` as _json writes it: write it so."""
+        self._lines[key] = key + "\t" + text
+
     def dumps(self) -> bytes:
-        entries = {}
-        for key, (cards, problems, rendered) in self.entries.items():
-            entries[key] = {
-                "cards": [[c.id, c.kind, c.path, c.line, c.deck, list(c.tags), c.guide,
-                           {name: [s.text, s.line] for name, s in c.sections.items()}] for c in cards],
-                "problems": [[p.path, p.line, p.message] for p in problems],
-                "rendered": [{name: [r.html, r.refs, [list(p) for p in r.problems]] for name, r in sections.items()}
-                             for sections in rendered],
-            }
-        return json.dumps({"format": FORMAT, "engine": engine_version(), "entries": entries},
-                          ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        lines = [json.dumps({"format": FORMAT, "engine": engine_version()})]
+        for key, result in self.entries.items():
+            lines.append(self._lines.get(key) or key + "\t" + _json(result))
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _json(result: FileResult) -> str:
+    """One file's entry as the cache stores it."""
+    cards, problems, rendered = result
+    entry = {
+        "cards": [[c.id, c.kind, c.path, c.line, c.deck, list(c.tags), c.guide,
+                   {name: [s.text, s.line] for name, s in c.sections.items()}] for c in cards],
+        "problems": [[p.path, p.line, p.message] for p in problems],
+        "rendered": [{name: [r.html, r.refs, [list(p) for p in r.problems]] for name, r in sections.items()}
+                     for sections in rendered],
+    }
+    return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+
+
+def _compile_to_json(job: tuple[str, str, bytes]) -> str:
+    """compile_file in a worker process, its result already in the cache's JSON (cheaper to send back)."""
+    return _json(compile_file(job))
 
 
 def compile_sources(config: Config, info: DeckInfo, cache: CompileCache,
@@ -115,17 +140,19 @@ def compile_sources(config: Config, info: DeckInfo, cache: CompileCache,
         jobs.append(job)
     entries = cache.entries
     todo = [i for i, key in enumerate(keys) if key not in entries]
-    if todo:
-        workers = min(os.cpu_count() or 1, len(todo))
-        if sum(len(jobs[i][2]) for i in todo) >= PARALLEL_BYTES and workers > 1:
-            from concurrent.futures import ProcessPoolExecutor  # only here: a warm build never imports it
+    workers = min(os.cpu_count() or 1, len(todo))
+    if todo and sum(len(jobs[i][2]) for i in todo) >= PARALLEL_BYTES and workers > 1:
+        from concurrent.futures import ProcessPoolExecutor, as_completed  # only here: a warm build never needs it
 
-            with ProcessPoolExecutor(workers) as pool:
-                results = list(pool.map(compile_file, [jobs[i] for i in todo]))
-        else:
-            results = [compile_file(jobs[i]) for i in todo]
-        for i, result in zip(todo, results):
-            entries[keys[i]] = result
+        with ProcessPoolExecutor(workers) as pool:  # the biggest files first, so that no worker finishes alone
+            futures = {pool.submit(_compile_to_json, jobs[i]): i for i in sorted(todo, key=lambda i: -len(jobs[i][2]))}
+            for future in as_completed(futures):  # read back while the workers go on
+                i, text = futures[future], future.result()
+                entries[keys[i]] = _entry(json.loads(text))
+                cache.keep_line(keys[i], text)
+    else:
+        for i in todo:
+            entries[keys[i]] = compile_file(jobs[i])
     cards, rendered = [], {}
     for key in keys:
         file_cards, file_problems, file_rendered = entries[key]
@@ -151,40 +178,49 @@ def engine_version() -> str:
     return f"{libraries};engine={digest.hexdigest()[:20]}"
 
 
-# --- reading the cache back, strictly ------------------------------------------------------------------------------
+# --- reading the cache back, strictly (JSON object keys are strings already) --------------------------------------
 
 def _card(raw) -> NoteSource:
     id_, kind, path, line, deck, tags, guide, sections = raw
-    card = NoteSource(_str(id_), _str(kind), _str(path), _int(line), _str(deck), tuple(_str(t) for t in _list(tags)),
-                None if guide is None else _str(guide))
-    card.sections = {_str(name): Section(_str(text), _int(at)) for name, (text, at) in _dict(sections).items()}
+    if not (type(id_) is str and type(kind) is str and type(path) is str and type(line) is int
+            and type(deck) is str and type(tags) is list and (guide is None or type(guide) is str)
+            and type(sections) is dict and all(type(tag) is str for tag in tags)):
+        raise TypeError("a card of the wrong shape")
+    card = NoteSource(id_, kind, path, line, deck, tuple(tags), guide)
+    for name, (text, at) in sections.items():
+        if type(text) is not str or type(at) is not int:
+            raise TypeError("a section of the wrong shape")
+        card.sections[name] = Section(text, at)
     return card
 
 
 def _rendered(raw) -> Rendered:
     html, refs, problems = raw
-    return Rendered(_str(html), [_str(r) for r in _list(refs)], [(_str(n), _str(m)) for n, m in _list(problems)])
+    if not (type(html) is str and type(refs) is list and type(problems) is list
+            and all(type(ref) is str for ref in refs)):
+        raise TypeError("rendered HTML of the wrong shape")
+    pairs = []
+    for needle, message in problems:
+        if type(needle) is not str or type(message) is not str:
+            raise TypeError("a problem of the wrong shape")
+        pairs.append((needle, message))
+    return Rendered(html, refs, pairs)
 
 
 def _entry(raw) -> FileResult:
+    if type(raw) is not dict:
+        raise TypeError("an entry of the wrong shape")
     cards = [_card(c) for c in _list(raw["cards"])]
-    problems = [Problem(_str(path), _int(line), _str(message)) for path, line, message in _list(raw["problems"])]
-    rendered = [{_str(k): _rendered(v) for k, v in _dict(sections).items()} for sections in _list(raw["rendered"])]
+    problems = []
+    for path, line, message in _list(raw["problems"]):
+        if not (type(path) is str and type(line) is int and type(message) is str):
+            raise TypeError("a problem of the wrong shape")
+        problems.append(Problem(path, line, message))
+    rendered = [{name: _rendered(value) for name, value in _dict(sections).items()}
+                for sections in _list(raw["rendered"])]
     if len(rendered) != len(cards) or any(set(r) - set(c.sections) for c, r in zip(cards, rendered)):
         raise ValueError("rendered sections do not match the cards")
     return cards, problems, rendered
-
-
-def _str(v) -> str:
-    if type(v) is not str:
-        raise TypeError
-    return v
-
-
-def _int(v) -> int:
-    if type(v) is not int:
-        raise TypeError
-    return v
 
 
 def _list(v) -> list:

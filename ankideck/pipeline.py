@@ -23,7 +23,7 @@ from .errors import Problems
 from .lockfile import Changes
 from .media import MediaResolver, collect_media, load_figure_registry
 from .parse import NoteSource
-from .rendered import PLACEHOLDER_RE, Rendered
+from .rendered import PLACEHOLDER_PREFIX, PLACEHOLDER_RE, Rendered
 from .sources import check_folder, cross_file_problems, source_problems
 
 BUILD_LOCK = "build.lock"  # in the cache folder: one build at a time writes a project
@@ -117,6 +117,9 @@ def _note(card: NoteSource, sections: dict[str, Rendered], info: DeckInfo, media
     for name, result in sections.items():
         for needle, message in result.problems:
             problems.add(card.path, card.line_of(needle), message)
+        if PLACEHOLDER_PREFIX not in result.html:  # nothing to resolve (most fields)
+            fields[name] = result.html
+            continue
         fields[name] = PLACEHOLDER_RE.sub(
             lambda match, refs=result.refs: html.escape(media.placeholder(card, refs, match), quote=True),
             result.html)

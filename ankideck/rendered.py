@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-PLACEHOLDER = "ankideck-media:{}"
-PLACEHOLDER_RE = re.compile(r"ankideck-media:(\d+)")
+PLACEHOLDER_PREFIX = "ankideck-media:"
+PLACEHOLDER = PLACEHOLDER_PREFIX + "{}"
+PLACEHOLDER_RE = re.compile(re.escape(PLACEHOLDER_PREFIX) + r"(\d+)")
 REMOTE_RE = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)  # an image or link that is not a project file
 
 

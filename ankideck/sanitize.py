@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import re
+from functools import lru_cache
 from html.parser import HTMLParser
 from urllib.parse import unquote
 
@@ -113,31 +114,47 @@ class _Report(HTMLParser):
     handle_startendtag = handle_starttag
 
 
-def _allowed_at_a_glance(field: str) -> bool:
-    """Whether every '<' of ``field`` starts a plain tag whose name, attributes and values the allow-list allows:
-    then the report has nothing to say (most fields; the tokenizer is the slow part of a cold build)."""
+def _allowed_at_a_glance(field: str, refs: int) -> bool:
+    """Whether every '<' of ``field`` starts a plain tag whose name, attributes and values the allow-list allows,
+    every image being one of the ``refs`` media references already: then the report has nothing to say and the
+    clean would keep every attribute as it is (most fields; the tokenizer and nh3's calls back into Python are the
+    slow part of a cold build)."""
     tags = 0
     for match in TAG_RE.finditer(field):
         tags += 1
         if match.group(0)[1] == "/":
             continue  # end tags carry nothing to judge
-        tag = match.group(1)
-        allowed = ALLOWED.get(tag)
-        if allowed is None:
+        if match.group(1) == "img":
+            for name, value in ATTRIBUTE_RE.findall(match.group(2)):
+                if name == "src":
+                    reference = PLACEHOLDER_RE.fullmatch(html.unescape(value))
+                    if reference is None or int(reference.group(1)) >= refs:
+                        return False
+                elif not _attribute_allowed("img", name, value):
+                    return False
+        elif not _tag_allowed(match.group(0), match.group(1), match.group(2)):
             return False
-        for name, value in ATTRIBUTE_RE.findall(match.group(2)):
-            if name not in allowed or (not (tag == "img" and name == "src")
-                                       and not _value_ok(tag, name, html.unescape(value))):
-                return False
     return tags == field.count("<")  # anything else that looks like markup: let the tokenizer judge it
+
+
+@lru_cache(maxsize=4096)
+def _tag_allowed(text: str, tag: str, attributes: str) -> bool:
+    """A start tag other than <img> (``text``: the whole tag, the cache key: the same tags recur in every field)."""
+    return tag in ALLOWED and all(_attribute_allowed(tag, name, value)
+                                  for name, value in ATTRIBUTE_RE.findall(attributes))
+
+
+def _attribute_allowed(tag: str, name: str, value: str) -> bool:
+    return name in ALLOWED[tag] and _value_ok(tag, name, html.unescape(value))
 
 
 def sanitize(rendered: Rendered) -> Rendered:
     """The field, cleaned to the allow-list, with a problem for each thing removed and HTML images as media refs."""
     import nh3
 
+    at_a_glance = _allowed_at_a_glance(rendered.html, len(rendered.refs))
     found: list[tuple[str, str]] = []
-    if not _allowed_at_a_glance(rendered.html):
+    if not at_a_glance:
         report = _Report()
         report.feed(rendered.html)
         report.close()
@@ -165,7 +182,7 @@ def sanitize(rendered: Rendered) -> Rendered:
         tags=set(ALLOWED),
         clean_content_tags={"script", "style"},
         attributes={tag: set(attributes) for tag, attributes in ALLOWED.items()},
-        attribute_filter=attribute_filter,
+        attribute_filter=None if at_a_glance else attribute_filter,  # at a glance: it would keep every value
         url_schemes=set(LINK_SCHEMES) | {PLACEHOLDER.partition(":")[0]},
         link_rel=None,
         strip_comments=True,

@@ -131,11 +131,9 @@ def build(root: Path) -> float:
     return timed([sys.executable, str(ROOT / "build.py"), "build", "--quiet"], root, {"PYTHONPATH": str(ROOT)})
 
 
-def clear_cache(root: Path, figures: bool = True) -> None:
-    cache = root / ".cache" / "ankideck"
-    (cache / "compiled.json").unlink(missing_ok=True)
-    if figures:
-        shutil.rmtree(cache / "figures", ignore_errors=True)
+def clear_cache(root: Path) -> None:
+    """Cold: no compile cache, no rendered figures, no record of the deck last written."""
+    shutil.rmtree(root / ".cache", ignore_errors=True)
 
 
 RAW_GENANKI = r"""

@@ -40,7 +40,7 @@ def test_stale_temporaries_of_a_killed_build_are_removed(project):
     assert run("build").exit_code == 0
     stale = [project / "cards/cards.lock.json.tmp", project / "dist/.test.apkg.tmp",
              project / "dist/.test.apkg.abc123.tmp", project / "cards/.cards.lock.json.x1.tmp",
-             project / ".cache/ankideck/.compiled.json.zz.tmp"]
+             project / ".cache/ankideck/.compiled.jsonl.zz.tmp"]
     for path in stale:
         path.write_bytes(b"half")
     old_figure = project / ".cache/ankideck/figures/.plot-light-abc.tmp"

@@ -96,3 +96,16 @@ def test_a_build_with_nothing_changed_leaves_the_deck_alone(project):
     first.out.write_bytes(b"not the deck that was built")  # replaced by something else: written again
     build(load_config(), now=2_000_000, progress=False)
     assert zipfile.is_zipfile(first.out)
+
+
+def test_after_an_edit_the_compile_cache_keeps_the_other_files_lines(project):
+    build(load_config(), now=1_000_000, progress=False)
+    cache = project / ".cache/ankideck/compiled.jsonl"
+    before = cache.read_text("utf-8").splitlines()
+    code = project / "cards/basics/code.md"
+    code.write_text(code.read_text("utf-8").replace("Implement softmax.", "Implement a stable softmax."), "utf-8")
+    build(load_config(), now=1_000_000, progress=False)
+    after = cache.read_text("utf-8").splitlines()
+    assert len(after) == len(before) == 3                  # the header, one line per card file
+    assert len(set(after) - set(before)) == 1              # only the edited file's line is new
+    assert '"cards/basics/code.md"' in next(line for line in after if line not in before)

@@ -196,11 +196,18 @@ def test_an_html_image_goes_through_media_resolution_like_a_markdown_one(project
     b"\x80\x04\x95garbage",                           # an old pickle, or anything that is not our JSON
     b'{"format": 1, "engine": "x", "entries": []}',   # JSON of the wrong shape
     b"[1, 2, 3]",
+    "a line cut short",                               # the real file, its last entry cut in the middle
+    "a line without its key",
 ])
 def test_a_damaged_compile_cache_is_discarded_silently(project, payload):
     assert run("build").exit_code == 0
-    cache = project / ".cache/ankideck/compiled.json"
+    cache = project / ".cache/ankideck/compiled.jsonl"
     assert cache.is_file()
+    if payload == "a line cut short":
+        payload = cache.read_bytes()[:-40]
+    elif payload == "a line without its key":
+        header, first, *rest = cache.read_bytes().split(b"\n")
+        payload = b"\n".join([header, first.partition(b"\t")[2], *rest])
     cache.write_bytes(payload)
     result = run("build")
     assert result.exit_code == 0 and "no changes" in result.output, result.output
@@ -216,7 +223,7 @@ def test_the_compile_cache_cannot_run_code(project):
 
     assert run("build").exit_code == 0
     (project / ".cache/ankideck/compiled.pickle").write_bytes(pickle.dumps(Evil()))
-    (project / ".cache/ankideck/compiled.json").write_bytes(pickle.dumps(Evil()))
+    (project / ".cache/ankideck/compiled.jsonl").write_bytes(pickle.dumps(Evil()))
     assert run("build").exit_code == 0
     assert not (project / "pwned").exists()
 
@@ -277,7 +284,7 @@ def test_new_into_a_latin1_file_is_a_problem_and_leaves_it_alone(project):
     assert target.read_bytes() == "# card: x\n## Front\ncaf\xe9\n".encode("latin-1")
 
 
-@pytest.mark.parametrize("which", [LOCK, ".cache/ankideck/compiled.json"])
+@pytest.mark.parametrize("which", [LOCK, ".cache/ankideck/compiled.jsonl"])
 def test_an_output_path_that_is_a_directory_fails_before_anything_is_written(project, which):
     assert run("build").exit_code == 0
     formulas = project / "cards/basics/formulas.md"
