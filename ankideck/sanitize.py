@@ -114,6 +114,13 @@ class _Report(HTMLParser):
     handle_startendtag = handle_starttag
 
 
+# nh3's arguments, made once: the allow-list as sets.
+_NH3_TAGS = set(ALLOWED)
+_NH3_DROPPED = {"script", "style"}   # removed with their content
+_NH3_ATTRIBUTES = {tag: set(attributes) for tag, attributes in ALLOWED.items()}
+_NH3_SCHEMES = set(LINK_SCHEMES) | {PLACEHOLDER.partition(":")[0]}
+
+
 def _allowed_at_a_glance(field: str, refs: int) -> bool:
     """Whether every '<' of ``field`` starts a plain tag whose name, attributes and values the allow-list allows,
     every image being one of the ``refs`` media references already: then the report has nothing to say and the
@@ -179,11 +186,11 @@ def sanitize(rendered: Rendered) -> Rendered:
 
     cleaned = nh3.clean(
         rendered.html,
-        tags=set(ALLOWED),
-        clean_content_tags={"script", "style"},
-        attributes={tag: set(attributes) for tag, attributes in ALLOWED.items()},
+        tags=_NH3_TAGS,
+        clean_content_tags=_NH3_DROPPED,
+        attributes=_NH3_ATTRIBUTES,
         attribute_filter=None if at_a_glance else attribute_filter,  # at a glance: it would keep every value
-        url_schemes=set(LINK_SCHEMES) | {PLACEHOLDER.partition(":")[0]},
+        url_schemes=_NH3_SCHEMES,
         link_rel=None,
         strip_comments=True,
     )
