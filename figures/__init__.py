@@ -99,10 +99,10 @@ FIGURES: dict[str, Figure] = _registry(
         _measured("run-adaptive-softmax", ["adaptive_softmax"], grid=(2, 1), aspect=1.15),
         _measured("run-attention-cost", ["attention_cost"], grid=(3, 1), aspect=1.6),
         # part 4 (AIGC), issue 11
-        _measured("run-ddpm-2d-steps", ["ddpm_2d"], grid=(2, 1), aspect=1.3),
+        _measured("run-ddpm-2d-steps", ["ddpm_2d"], grid=(2, 1), aspect=0.95),
         _measured("run-ddpm-2d-process", ["ddpm_2d"], grid=(2, 4), aspect=0.62),
-        _measured("run-diffusion-loss", ["ddpm_2d", "cfg_digits"], grid=(2, 1), aspect=1.05),
-        _measured("run-cfg-digits", ["cfg_digits"], grid=(2, 1), aspect=1.2),
-        _measured("run-cfg-digits-samples", ["cfg_digits"], grid=(2, 1), aspect=1.45),
+        _measured("run-diffusion-loss", ["ddpm_2d", "cfg_digits"], grid=(2, 1), aspect=0.8),
+        _measured("run-cfg-digits", ["cfg_digits"], grid=(2, 1), aspect=0.9),
+        _measured("run-cfg-digits-samples", ["cfg_digits"], grid=(2, 1), aspect=1.1),
     ]
 )

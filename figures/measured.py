@@ -404,13 +404,14 @@ def run_ddpm_2d_steps(axes, data):
     _sampler_lines(ax, d, "nfe")
     nfes = sorted({r["nfe"] for r in d["results"].values()})
     _log_ticks(ax, "x", nfes)
-    ax.set(xlabel="sampling steps (network calls)", ylabel="sliced W₁ to held-out")
+    ax.set(xlabel="sampling steps (network calls)", ylabel="sliced W₁")
+    ax.set_title("distance of the samples to held-out points", fontsize=10)
     ax.text(nfes[0], d["floor"]["swd"], "real vs real", va="bottom", fontsize=8, color=_muted())
     h, lab = ax.get_legend_handles_labels()
     ax.figure.legend(h, lab, loc="outside upper center", ncols=2, frameon=False, fontsize=8.5, handlelength=1.6)
     ax = axes[1]
     _sampler_lines(ax, d, "time_s")
-    ax.set(xlabel=f"wall time for {d['data']['eval_points']} samples (s)", ylabel="sliced W₁ to held-out")
+    ax.set(xlabel=f"wall time for {d['data']['eval_points']} samples (s)", ylabel="sliced W₁")
     ax.xaxis.set_minor_formatter(NullFormatter())
     n = d["net"]
     _footer(axes, d, f"two moons; MLP {n['hidden']}×{n['blocks']} blocks, {n['params'] / 1e3:.0f}k params, "
@@ -504,7 +505,10 @@ def _mosaic(images, rows, cols, pad=1):
 
 def _digits_panel(ax, images, row_labels, title):
     rows, cols = len(images), len(images[0])
-    cmap = mpl.colormaps["gray"].copy()
+    # ink on the page: dark strokes on white in the light variant, light strokes on black in the dark one, so that
+    # a blank pixel and the gaps between the images have the background's tone (strokes keep their shape)
+    light = np.mean(mpl.colors.to_rgb(mpl.rcParams["axes.facecolor"])) > 0.5
+    cmap = mpl.colormaps["gray_r" if light else "gray"].copy()
     cmap.set_bad(alpha=0)
     ax.imshow(_mosaic(images, rows, cols), cmap=cmap, vmin=0, vmax=16, interpolation="nearest")
     ax.set_yticks([i * 9 + 3.5 for i in range(rows)], row_labels, fontsize=8.5)
@@ -520,6 +524,7 @@ def run_cfg_digits_samples(axes, data):
     d = data["cfg_digits"]
     g, p = d["grid"], d["process"]
     _digits_panel(axes[0], g["images"], [f"w = {w:g}" for w in g["w"]], "same noise; rows: w")
-    _digits_panel(axes[1], p["x"], [f"t = {t}" for t in p["t"]],
+    rows = [i for i, t in enumerate(p["t"]) if t <= 300 or i == 0]  # the pure-noise start, then where digits form
+    _digits_panel(axes[1], [p["x"][i] for i in rows], [f"t = {p['t'][i]}" for i in rows],
                   f"x_t along {d['sampler']['steps']} DDIM steps, w = {p['w']:g}")
     _footer(axes, d, f"class-conditional MLP DDPM on 8×8 digits, {d['net']['params'] / 1e3:.0f}k params")
