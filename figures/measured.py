@@ -508,8 +508,7 @@ def _digits_panel(ax, images, row_labels, title):
     # ink on the page: dark strokes on white in the light variant, light strokes on black in the dark one, so that
     # a blank pixel and the gaps between the images have the background's tone (strokes keep their shape)
     light = np.mean(mpl.colors.to_rgb(mpl.rcParams["axes.facecolor"])) > 0.5
-    cmap = mpl.colormaps["gray_r" if light else "gray"].copy()
-    cmap.set_bad(alpha=0)
+    cmap = mpl.colormaps["gray_r" if light else "gray"].with_extremes(bad=(0, 0, 0, 0))
     ax.imshow(_mosaic(images, rows, cols), cmap=cmap, vmin=0, vmax=16, interpolation="nearest")
     ax.set_yticks([i * 9 + 3.5 for i in range(rows)], row_labels, fontsize=8.5)
     ax.set_xticks([j * 9 + 3.5 for j in range(cols)], [str(j) for j in range(cols)], fontsize=8.5)
