@@ -13,12 +13,8 @@ date, links to the changelog and to where corrections are reported), the deck-le
 from __future__ import annotations
 
 import html
-import io
 import os
 import re
-import subprocess
-import tarfile
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +87,8 @@ def deck_description(description: str, timestamp: int) -> str:
 # --- git ------------------------------------------------------------------------------------------------------------
 
 def _git(cwd: Path, *args: str, binary: bool = False):
+    import subprocess  # here: every build imports this module for deck_description, few run git
+
     try:
         done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
     except OSError as e:
@@ -137,6 +135,10 @@ class Snapshot:
 
 def snapshot(config: Config, info: DeckInfo, top: Path, commit: str) -> Snapshot:
     """The cards folder at ``commit``, parsed with the engine's parser, and its lock file."""
+    import io
+    import tarfile
+    import tempfile
+
     from . import lockfile
     from .config import load_deck_info
     from .errors import Problems

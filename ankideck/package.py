@@ -6,12 +6,8 @@ CSS last changed, so a re-import updates exactly what changed. Deck ids are deri
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
-import sqlite3
-import tempfile
-import zipfile
 from pathlib import Path
 
 import genanki
@@ -131,6 +127,9 @@ def note_type_versions(models, previous: dict[str, dict], now: int) -> dict[str,
 def write_apkg(package: genanki.Package, media: dict[str, Path], path: Path, timestamp: int) -> None:
     """genanki's Package.write_to_file, with a throw-away database that skips journaling and fsync (3x faster on
     large decks) and media stored under the names given here rather than the files' basenames."""
+    import sqlite3  # here: a build with nothing to write never needs them
+    import zipfile
+
     try:
         _write_apkg_unchecked(package, media, path, timestamp)
     except (sqlite3.Error, zipfile.BadZipFile) as e:  # a full disk surfaces as "database or disk is full"
@@ -144,7 +143,7 @@ class _BatchedInserts:
     sends the rows held back. A note's id is the explicit first column, so ``lastrowid`` is known without a round trip.
     """
 
-    def __init__(self, cursor: sqlite3.Cursor):
+    def __init__(self, cursor):  # a sqlite3.Cursor
         self.cursor = cursor
         self.pending: dict[str, list[tuple]] = {}
         self.lastrowid = None
@@ -168,6 +167,11 @@ class _BatchedInserts:
 
 
 def _write_apkg_unchecked(package: genanki.Package, media: dict[str, Path], path: Path, timestamp: int) -> None:
+    import itertools
+    import sqlite3
+    import tempfile
+    import zipfile
+
     with tempfile.TemporaryDirectory() as scratch:
         database = Path(scratch) / "collection.anki2"
         connection = sqlite3.connect(database)
