@@ -37,21 +37,29 @@ FileResult = tuple[list[NoteSource], list[Problem], list[dict]]  # cards, proble
 _renderer = None
 
 
+def _start_renderer() -> None:
+    """Build the process's one Markdown converter (the expensive part), with the libraries it imports."""
+    global _renderer
+    if _renderer is None:
+        import nh3  # noqa: F401  (sanitize's, imported there on first use)
+
+        from .render import Renderer
+
+        _renderer = Renderer()
+
+
 def compile_file(job: tuple[str, str, bytes]) -> FileResult:
     """Parse one card file and render every card's sections (in a worker process or in-process).
 
     A pure function of the file's bytes, its path and its default deck: the build caches its result by those.
     """
-    global _renderer
     where, deck, data = job
     problems = Problems()
     text = decode(data, where, problems)
     if text is None:
         return [], problems.items, []
     cards = parse_text(text, where, deck, problems)
-    if _renderer is None:
-        from .render import Renderer
-        _renderer = Renderer()  # built once per process: building the converter is the expensive part
+    _start_renderer()
     from .cloze import cloze_problems
     from .sanitize import sanitize
 
@@ -143,6 +151,8 @@ def compile_sources(config: Config, info: DeckInfo, cache: CompileCache,
     workers = min(os.cpu_count() or 1, len(todo))
     if todo and sum(len(jobs[i][2]) for i in todo) >= PARALLEL_BYTES and workers > 1:
         from concurrent.futures import ProcessPoolExecutor, as_completed  # only here: a warm build never needs it
+
+        _start_renderer()  # before the workers start: forked, they share it instead of each building their own
 
         with ProcessPoolExecutor(workers) as pool:  # the biggest files first, so that no worker finishes alone
             futures = {pool.submit(_compile_to_json, jobs[i]): i for i in sorted(todo, key=lambda i: -len(jobs[i][2]))}

@@ -253,6 +253,9 @@ def _render_all(project_root: Path, jobs: list[tuple[str, Figure, str, Path]]):
         return
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    _start_worker(str(project_root))  # matplotlib and the plot modules once, here: forked workers share them
+    for module_name in {_split_plot(fig)[0] for _, fig, _, _ in jobs}:
+        importlib.import_module(module_name)
     with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(str(project_root),)) as pool:
         futures = {pool.submit(_render_in_worker, str(project_root), job): job for job in jobs}
         for future in as_completed(futures):
