@@ -79,40 +79,66 @@ def compile_file(job: tuple[str, str, bytes]) -> FileResult:
 # --- every file, through the cache ---------------------------------------------------------------------------------
 
 class CompileCache:
-    """file key -> compile_file's result; ``dirty`` once an entry was added or dropped (the build then saves it)."""
+    """file key -> compile_file's result. Entries are read from their lines when first asked for (a build needs
+    only those of the current files); ``dirty`` once an entry was added or dropped (the build then saves it)."""
 
-    def __init__(self, entries: dict[str, FileResult] | None = None, lines: dict[str, str] | None = None):
-        self.entries: dict[str, FileResult] = entries or {}
+    def __init__(self, lines: dict[str, str] | None = None):
+        self._lines: dict[str, str | None] = dict(lines or {})  # key -> its entry's JSON as stored (None: new)
+        self.entries: dict[str, FileResult] = {}                  # the entries read or compiled so far
         self.dirty = False
-        self._lines = lines or {}  # key -> its line as read: written again as it is
 
     @classmethod
     def load(cls, path: Path) -> CompileCache:
-        """The cache at ``path``; empty when missing, unreadable or of the wrong shape."""
+        """The cache at ``path``; empty when missing, unreadable or written by another engine."""
         try:
             header, *lines = path.read_bytes().decode("utf-8").split("\n")
             head = json.loads(header)
             if head.get("format") != FORMAT or head.get("engine") != engine_version():
                 return cls()
-            entries, kept = {}, {}
+            stored = {}
             for line in lines:
                 if line:
-                    key, tab, entry = line.partition("\t")
+                    key, tab, text = line.partition("\t")
                     if not tab:
                         raise ValueError("no key")
-                    entries[key], kept[key] = _entry(json.loads(entry)), line
-            return cls(entries, kept)
+                    stored[key] = text
+            return cls(stored)
         except Exception:  # noqa: BLE001 - any damage to a cache is only a slower build
             return cls()
 
-    def keep_line(self, key: str, text: str) -> None:
-        """``text`` is the entry of ``key`` as _json writes it: write it so."""
-        self._lines[key] = key + "\t" + text
+    def __contains__(self, key: str) -> bool:
+        return key in self.entries or key in self._lines
+
+    def get(self, key: str) -> FileResult | None:
+        """The entry of ``key``, or None where there is none or it is of the wrong shape (then it is dropped)."""
+        if key not in self.entries:
+            text = self._lines.get(key)
+            if text is None:
+                return None
+            try:
+                self.entries[key] = _entry(json.loads(text))
+            except Exception:  # noqa: BLE001 - a damaged entry is only a file compiled again
+                del self._lines[key]
+                self.dirty = True
+                return None
+        return self.entries[key]
+
+    def put(self, key: str, result: FileResult, text: str | None = None) -> None:
+        """Store ``result`` (``text``: its JSON, when the caller has it already)."""
+        self.entries[key] = result
+        self._lines[key] = text
+        self.dirty = True
+
+    def keep_only(self, keys: set[str]) -> None:
+        for key in [key for key in self._lines if key not in keys]:
+            del self._lines[key]
+            self.entries.pop(key, None)
+            self.dirty = True
 
     def dumps(self) -> bytes:
         lines = [json.dumps({"format": FORMAT, "engine": engine_version()})]
-        for key, result in self.entries.items():
-            lines.append(self._lines.get(key) or key + "\t" + _json(result))
+        for key, text in self._lines.items():
+            lines.append(key + "\t" + (text if text is not None else _json(self.entries[key])))
         return ("\n".join(lines) + "\n").encode("utf-8")
 
 
@@ -146,34 +172,28 @@ def compile_sources(config: Config, info: DeckInfo, cache: CompileCache,
         job = (config.rel(path), default_deck(config, info, path), path.read_bytes())
         keys.append(hashlib.sha256(b"\0".join((salt, job[0].encode(), job[1].encode(), job[2]))).hexdigest())
         jobs.append(job)
-    entries = cache.entries
-    todo = [i for i, key in enumerate(keys) if key not in entries]
+    todo = [i for i, key in enumerate(keys) if key not in cache]
     workers = min(os.cpu_count() or 1, len(todo))
-    if todo and sum(len(jobs[i][2]) for i in todo) >= PARALLEL_BYTES and workers > 1:
+    if sum(len(jobs[i][2]) for i in todo) >= PARALLEL_BYTES and workers > 1:
         from concurrent.futures import ProcessPoolExecutor, as_completed  # only here: a warm build never needs it
 
-        _start_renderer()  # before the workers start: forked, they share it instead of each building their own
-
+        _start_renderer()  # before the workers fork: they share it instead of each building their own
         with ProcessPoolExecutor(workers) as pool:  # the biggest files first, so that no worker finishes alone
             futures = {pool.submit(_compile_to_json, jobs[i]): i for i in sorted(todo, key=lambda i: -len(jobs[i][2]))}
             for future in as_completed(futures):  # read back while the workers go on
                 i, text = futures[future], future.result()
-                entries[keys[i]] = _entry(json.loads(text))
-                cache.keep_line(keys[i], text)
-    else:
-        for i in todo:
-            entries[keys[i]] = compile_file(jobs[i])
+                cache.put(keys[i], _entry(json.loads(text)), text)
+    for i, key in enumerate(keys):
+        if cache.get(key) is None:  # not compiled above, or a cached entry of the wrong shape
+            cache.put(key, compile_file(jobs[i]))
+    cache.keep_only(set(keys))
     cards, rendered = [], {}
     for key in keys:
-        file_cards, file_problems, file_rendered = entries[key]
+        file_cards, file_problems, file_rendered = cache.entries[key]
         cards.extend(file_cards)
         problems.extend(file_problems)
         for card, sections in zip(file_cards, file_rendered):
             rendered[card.id, card.path, card.line] = sections
-    stale = set(entries) - set(keys)
-    for key in stale:
-        del entries[key]
-    cache.dirty |= bool(todo or stale)
     return cards, rendered
 
 

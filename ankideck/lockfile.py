@@ -159,11 +159,29 @@ def advance(lock: dict[str, dict], notes: list, now: int) -> tuple[dict[str, dic
 
 def dumps(notes: dict[str, dict], note_types: dict[str, dict], namespace: str) -> str:
     def entries(items: dict[str, dict]) -> str:
-        return ",\n".join(f"    {json.dumps(k, ensure_ascii=False)}: {json.dumps(v, sort_keys=True)}"
-                          for k, v in sorted(items.items()))
+        return ",\n".join(f"    {_string(k)}: {_entry(v)}" for k, v in sorted(items.items()))
 
     return ('{\n  "version": %d,\n  "namespace": %s,\n  "note_types": {\n%s\n  },\n  "notes": {\n%s\n  }\n}\n'
             % (LOCK_VERSION, json.dumps(namespace, ensure_ascii=False), entries(note_types), entries(notes)))
+
+
+PLAIN_RE = re.compile(r"[A-Za-z0-9._-]*")  # card ids, hashes, kinds: JSON writes them as they are
+
+
+def _string(value: str, ensure_ascii: bool = False) -> str:
+    return f'"{value}"' if PLAIN_RE.fullmatch(value) else json.dumps(value, ensure_ascii=ensure_ascii)
+
+
+def _entry(entry: dict) -> str:
+    """``json.dumps(entry, sort_keys=True)``, written out for the usual entries (thousands per build)."""
+    if entry.keys() <= {"hash", "kind", "mod", "removed"} and type(entry.get("mod")) is int \
+            and all(type(entry.get(key, "")) is str for key in ("hash", "kind")) and entry.get("removed", True) is True:
+        parts = [f'"{key}": {_string(entry[key], ensure_ascii=True)}' for key in ("hash", "kind") if key in entry]
+        parts.append(f'"mod": {entry["mod"]}')
+        if "removed" in entry:
+            parts.append('"removed": true')
+        return "{" + ", ".join(parts) + "}"
+    return json.dumps(entry, sort_keys=True)
 
 
 # --- the namespace, and recovery from a previous package -----------------------------------------------------------

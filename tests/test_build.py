@@ -109,3 +109,17 @@ def test_after_an_edit_the_compile_cache_keeps_the_other_files_lines(project):
     assert len(after) == len(before) == 3                  # the header, one line per card file
     assert len(set(after) - set(before)) == 1              # only the edited file's line is new
     assert '"cards/basics/code.md"' in next(line for line in after if line not in before)
+
+
+def test_a_damaged_cache_entry_costs_only_its_file(project, monkeypatch):
+    build(load_config(), now=1_000_000, progress=False)
+    cache = project / ".cache/ankideck/compiled.jsonl"
+    header, *lines = cache.read_text("utf-8").splitlines()
+    damaged = next(line for line in lines if '"cards/basics/code.md"' in line)
+    cache.write_text("\n".join([header, *(line for line in lines if line != damaged),
+                                damaged.partition("\t")[0] + '\t{"cards": 1}']) + "\n", "utf-8")
+    compiled = []
+    original = compile.compile_file
+    monkeypatch.setattr(compile, "compile_file", lambda job: compiled.append(job[0]) or original(job))
+    assert not build(load_config(), now=1_000_000, progress=False).plan.changes
+    assert compiled == ["cards/basics/code.md"]
