@@ -20,7 +20,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from .common import Measurement
-from .diffusion import EMA, DenoiseMLP, Schedule, ddim, ddim_timesteps, ddpm_ancestral, ddpm_loss, n_params
+from .diffusion import DenoiseMLP, Schedule, ddim, ddim_timesteps, ddpm_ancestral, ddpm_loss, n_params, train
 from .digits import mlp
 
 CPU_THREADS = 1  # small models: single-threaded on the CPU (see runs.py)
@@ -108,34 +108,17 @@ def run(ctx, hidden, blocks, train_steps, batch, lr, per_class, sample_steps, st
     x0 = Xtr / 8 - 1  # [-1, 1]
     ctx.seed_all(2)
     net = DenoiseMLP(64, hidden, blocks, temb=64, n_classes=10).to(dev)
-    ema = EMA(net, 0.999 if train_steps >= 3000 else 0.99)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sch = torch.optim.lr_scheduler.CosineAnnealingLR(opt, train_steps, eta_min=lr * 0.05)
     g = torch.Generator().manual_seed(ctx.seed + 3)
-    every = max(1, train_steps // 50)
-    losses, window = [], []
-    ctx.sync()
-    t0 = time.perf_counter()
-    for step in range(train_steps):
+
+    def batch_loss(step):
         idx = torch.randint(0, len(x0), (batch,), generator=g).to(dev)
         lab = ytr[idx].clone()
         drop = torch.rand(batch, generator=g).to(dev) < P_UNCOND
         lab[drop] = 10  # the null label: the same network learns ε(x_t, t, ∅)
-        loss = ddpm_loss(net, sched, x0[idx], lab)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sch.step()
-        ema.update(net)
-        window.append(loss.item())
-        if (step + 1) % every == 0:
-            losses.append(sum(window) / len(window))
-            window = []
-        if ctx.every(step, train_steps):
-            ctx.log(f"step {step + 1}/{train_steps} loss {losses[-1] if losses else loss.item():.4f}")
-    ctx.sync()
-    train_time = time.perf_counter() - t0
-    model = ema.model
+        return ddpm_loss(net, sched, x0[idx], lab)
+
+    ema_decay = 0.999 if train_steps >= 3000 else 0.99
+    model, losses, every, train_time = train(net, batch_loss, train_steps, lr, ema_decay, ctx)
 
     labels = torch.arange(10, device=dev).repeat_interleave(per_class)  # requested class of each sample
     N = len(labels)
@@ -225,7 +208,7 @@ def run(ctx, hidden, blocks, train_steps, batch, lr, per_class, sample_steps, st
         "data": {"name": "sklearn load_digits 8x8", "train": int(len(ytr)), "test": int(len(yte)),
                  "scaling": "pixels 0..16 -> x/8 - 1 in [-1, 1]"},
         "net": {"params": n, "hidden": hidden, "blocks": blocks, "labels": "10 classes + null label",
-                "ema_decay": ema.decay},
+                "ema_decay": ema_decay},
         "schedule": {"kind": "linear", "T": T, "beta_1": 1e-4, "beta_T": 0.02},
         "train": {"steps": train_steps, "batch": batch, "optimizer": f"Adam lr {lr:g}, cosine to 5%",
                   "p_uncond": P_UNCOND, "time_s": train_time},

@@ -14,7 +14,6 @@ from sklearn.datasets import make_moons
 
 from .common import Measurement
 from .diffusion import (
-    EMA,
     DenoiseMLP,
     Schedule,
     ddim,
@@ -25,6 +24,7 @@ from .diffusion import (
     mmd2_rbf,
     n_params,
     sliced_wasserstein,
+    train,
 )
 
 CPU_THREADS = 1  # small models: single-threaded on the CPU (see runs.py)
@@ -74,36 +74,17 @@ def run(ctx, hidden, blocks, train_steps, batch, lr, train_points, eval_points, 
 
     # -- training: the same net, data order, optimiser and steps for both ----------------------------------------
     curves, models, train_time = {}, {}, {}
-    every = max(1, train_steps // 50)
     for kind in ("ddpm", "flow"):
         ctx.seed_all(10)
         net = DenoiseMLP(2, hidden, blocks, temb=32).to(dev)
-        ema = EMA(net, 0.995)
-        opt = torch.optim.Adam(net.parameters(), lr=lr)
-        lr_at = torch.optim.lr_scheduler.CosineAnnealingLR(opt, train_steps, eta_min=lr * 0.05)
         g = torch.Generator(device="cpu").manual_seed(ctx.seed + 20)
-        losses, window = [], []
-        ctx.sync()
-        t0 = time.perf_counter()
-        for step in range(train_steps):
-            idx = torch.randint(0, len(Xtr), (batch,), generator=g).to(dev)
-            x = Xtr[idx]
-            loss = ddpm_loss(net, sched, x) if kind == "ddpm" else flow_loss(net, x)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            lr_at.step()
-            ema.update(net)
-            window.append(loss.item())
-            if (step + 1) % every == 0:
-                losses.append(sum(window) / len(window))
-                window = []
-            if ctx.every(step, train_steps):
-                ctx.log(f"{kind} step {step + 1}/{train_steps} loss {losses[-1] if losses else loss.item():.4f}")
-        ctx.sync()
-        train_time[kind] = time.perf_counter() - t0
-        curves[kind] = losses
-        models[kind] = ema.model
+
+        def batch_loss(step, net=net, g=g, kind=kind):
+            x = Xtr[torch.randint(0, len(Xtr), (batch,), generator=g).to(dev)]
+            return ddpm_loss(net, sched, x) if kind == "ddpm" else flow_loss(net, x)
+
+        models[kind], curves[kind], every, train_time[kind] = train(net, batch_loss, train_steps, lr, 0.995, ctx,
+                                                                    name=f"{kind} ")
     curve_steps = [every * (i + 1) for i in range(len(curves["ddpm"]))]
 
     eps_net, v_net = models["ddpm"], models["flow"]
