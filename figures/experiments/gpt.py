@@ -186,3 +186,33 @@ def get_batch(ids, block: int, batch: int, generator, device):
     x = torch.stack([ids[i:i + block] for i in ix])  # (B, T)
     y = torch.stack([ids[i + 1:i + block + 1] for i in ix])  # (B, T)
     return x.to(device), y.to(device)
+
+
+def train_lm(model, ids, *, steps: int, block: int, batch: int, lr: float, generator, device, warmup: int = 0,
+             min_lr: float = 0.1, log=None) -> list[float]:
+    """Train a language model on random windows of ``ids`` (next-token loss) and return every step's loss.
+
+    Adam(0.9, 0.98); the learning rate rises linearly over ``warmup`` steps, then follows a cosine down to
+    ``min_lr`` x ``lr``. ``log(step, loss)`` is called on a few evenly spaced steps. The one training loop for the
+    experiments that need a trained tiny GPT and nothing special about the training itself.
+    """
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98))
+    model.train()
+    losses = []
+    for step in range(steps):
+        if step < warmup:
+            f = (step + 1) / warmup
+        else:
+            t = (step - warmup) / max(1, steps - warmup)
+            f = min_lr + (1 - min_lr) * 0.5 * (1 + math.cos(math.pi * t))
+        for pg in opt.param_groups:
+            pg["lr"] = lr * f
+        _, loss, _ = model(*get_batch(ids, block, batch, generator, device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if log is not None and (step == steps - 1 or (steps >= 4 and step % max(1, steps // 4) == 0 and step)):
+            log(step, loss.item())
+    model.eval()
+    return losses
