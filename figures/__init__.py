@@ -1,7 +1,7 @@
 """Figure registry: the NAME in a card's ``![alt](fig:NAME)`` -> how to draw it (see NAMES.md).
 
 One rule for every figure: NAME is drawn by the function ``NAME`` with '-' -> '_' in its module (diagrams*.py for
-computed diagrams, measured.py for the ``run-*`` figures of measured data), and no NAME is registered twice.
+computed diagrams, measured*.py for the ``run-*`` figures of measured data), and no NAME is registered twice.
 
 Importing this module must stay cheap: it only builds Figure records. numpy and matplotlib are imported by the plot
 modules, and those are imported only when a figure has to be rendered.
@@ -21,9 +21,10 @@ def _diagram(name: str, grid=(1, 1), aspect=0.62, module: str = "diagrams") -> t
     return _figure(name, module, grid=grid, aspect=aspect)
 
 
-def _measured(name: str, data: list[str], grid=(1, 1), aspect=0.62) -> tuple[str, Figure]:
-    """A measured figure: ``data`` are experiment names (figures/runs.py), whose data files it plots."""
-    return _figure(name, "measured", data, grid=grid, aspect=aspect)
+def _measured(name: str, data: list[str], grid=(1, 1), aspect=0.62, module: str = "measured") -> tuple[str, Figure]:
+    """A measured figure: ``data`` are experiment names (figures/runs.py), whose data files it plots; drawn in
+    ``module`` (measured.py, or a measured_<topic>.py that imports the shared helpers from it)."""
+    return _figure(name, module, data, grid=grid, aspect=aspect)
 
 
 def _registry(entries: list[tuple[str, Figure]]) -> dict[str, Figure]:
