@@ -87,6 +87,8 @@ FIGURES: dict[str, Figure] = _registry(
         _diagram("clip-similarity", aspect=1.15, module="diagrams_llm"),
         _diagram("vit-patching", aspect=0.85, module="diagrams_llm"),
         _diagram("scaling-frontiers", aspect=0.85, module="diagrams_llm"),
+        _diagram("tp-layout", grid=(2, 1), aspect=1.2, module="diagrams_llm"),
+        _diagram("parallel-3d-grid", aspect=1.15, module="diagrams_llm"),
         # measured (run-*), plotted in measured.py from the data figures/runs.py wrote to figures/data/
         _measured("run-bert-heads", ["bert_attention"], grid=(2, 2), aspect=1.08),
         _measured("run-bert-targets", ["bert_attention"], aspect=0.8),

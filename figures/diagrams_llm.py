@@ -556,3 +556,75 @@ def scaling_frontiers(ax, data):
     ax.xaxis.set_minor_locator(mpl.ticker.NullLocator())
     ax.yaxis.set_minor_locator(mpl.ticker.NullLocator())
     ax.legend(loc="upper left", fontsize=10)
+
+
+# --- training systems: tensor parallelism and the 3D layout ------------------------------------------------------
+
+
+def _tp_panel(ax, title, first, second, notes):
+    """One Megatron block on t = 2 GPUs: X → f → (first_i → second_i per GPU) → g (all-reduce) → Z."""
+    _schematic(ax, xlim=(0, 1), ylim=(0, 1))
+    ax.text(0.0, 1.0, title, fontsize=11, va="top", fontweight="bold")
+    mid = 0.6
+    lanes = {"GPU 1": (0.775, "C0"), "GPU 2": (0.425, "C1")}
+    _box(ax, 0.045, mid, "$X$", color="C7", width=0.075, height=0.15, fontsize=11)
+    for name, (y, color) in lanes.items():
+        ax.add_patch(Rectangle((0.2, y - 0.15), 0.59, 0.3, facecolor=_tint(color, 0.08), edgecolor="none"))
+        ax.text(0.205, y + 0.145, name, fontsize=10, va="top", color=color)
+        k = name[-1]
+        _box(ax, 0.36, y - 0.02, first.replace("#", k), color=color, width=0.29, height=0.175, fontsize=10)
+        _box(ax, 0.68, y - 0.02, second.replace("#", k), color=color, width=0.18, height=0.175, fontsize=10)
+        _arrow(ax, (0.505, y - 0.02), (0.59, y - 0.02))
+        _arrow(ax, (0.165, mid), (0.215, y - 0.02), color=_tint(_ink(), 0.7))
+        _arrow(ax, (0.77, y - 0.02), (0.83, mid + (0.04 if y > mid else -0.04)), color=_tint(_ink(), 0.7))
+    for x, label, color in ((0.135, "$f$", "C2"), (0.865, "$g$", "C3")):
+        _box(ax, x, mid, label, color=color, width=0.06, height=0.15, fontsize=11)
+    _arrow(ax, (0.083, mid), (0.105, mid))
+    _arrow(ax, (0.895, mid), (0.94, mid))
+    ax.text(0.97, mid, "$Z$", ha="center", va="center", fontsize=11)
+    ax.text(0.0, 0.25, notes, fontsize=10, va="top")
+
+
+def tp_layout(axes, data):
+    """Megatron-LM tensor parallelism on t = 2 GPUs (Shoeybi et al. 2019, Fig. 3): MLP with A split by columns
+    (Y_i = GeLU(X A_i), no communication) and B by rows (Z = Σ Y_i B_i, one all-reduce); attention split by heads
+    (Q, K, V projections by columns, the output projection by rows). f: identity forward, all-reduce backward;
+    g: all-reduce forward, identity backward."""
+    mlp, attention = axes
+    _tp_panel(mlp, "MLP: $A$ split by columns, $B$ by rows", "$Y_# = \\mathrm{GeLU}(XA_#)$", "$Y_#B_#$",
+              "$Y_i$ stays on its GPU: no communication\n$Z = Y_1B_1 + Y_2B_2$: one all-reduce in $g$")
+    _tp_panel(attention, "self-attention: heads split across GPUs", "$Y_#$ = attention\nof $a/t$ heads",
+              "$Y_#B_#$", "$W^Q, W^K, W^V$ by columns (heads); $B = W^O$ by rows\n"
+              "$f$: forward identity, backward all-reduce\n$g$: forward all-reduce, backward identity")
+
+
+def parallel_3d_grid(ax, data):
+    """3D parallelism with t = 2, p = 4, d = 2 on 16 GPUs (8 nodes of 2 GPUs here): each node is one tensor-parallel
+    group, the 24 layers are split into 4 pipeline stages down a column, and the two columns are data-parallel
+    replicas. Global ranks in Megatron's default order (tensor fastest, then data, then pipeline):
+    rank = tp + t·(dp + d·pp)."""
+    t, p, d, layers = 2, 4, 2, 24
+    _schematic(ax, xlim=(0, 1), ylim=(0, 1))
+    xs = (0.39, 0.79)  # the data-parallel replicas
+    ys = 0.8 - 0.185 * np.arange(p)  # the pipeline stages
+    node_w, node_h = 0.32, 0.12
+    for dp, x in enumerate(xs):
+        ax.text(x, 0.91, f"DP replica {dp + 1}", ha="center", va="center", fontsize=10.5, color="C2")
+    for pp, y in enumerate(ys):
+        first = pp * layers // p + 1
+        ax.text(0.0, y, f"stage {pp + 1}\nlayers\n{first}–{first + layers // p - 1}", va="center", fontsize=10)
+        for dp, x in enumerate(xs):
+            patch, _ = _box(ax, x, y, "", color="C0", width=node_w, height=node_h)
+            for tp in range(t):
+                rank = tp + t * (dp + d * pp)
+                _cell(ax, x - node_w / 2 + 0.02 + tp * 0.145, y - 0.04, 0.135, 0.08, "C0", amount=0.45,
+                      text=f"{rank}", fontsize=10.5)
+            if pp < p - 1:
+                _arrow(ax, (x, y - node_h / 2), (x, ys[pp + 1] + node_h / 2), color="C1", linewidth=2)
+        _label_on_line(ax, (xs[0] + xs[1]) / 2, y, "⇄", fontsize=12, color="C2")
+        ax.plot([xs[0] + node_w / 2, xs[1] - node_w / 2], [y, y], color="C2", linestyle="--", linewidth=1.5,
+                zorder=0)
+    ax.text(0.0, 0.13, "box = node: its 2 GPUs are one TP group (NVLink)\n"
+            "orange ↓: PP sends activations (point-to-point)\n"
+            "green ⇄: DP all-reduces gradients (once a step)", fontsize=10, va="top", linespacing=1.4)
+    ax.set_title(f"$t={t}$, $p={p}$, $d={d}$: {t * p * d} GPUs (numbers: global ranks)", fontsize=10.5)
