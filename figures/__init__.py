@@ -89,6 +89,9 @@ FIGURES: dict[str, Figure] = _registry(
         _diagram("scaling-frontiers", aspect=0.85, module="diagrams_llm"),
         _diagram("tp-layout", grid=(2, 1), aspect=1.2, module="diagrams_llm"),
         _diagram("parallel-3d-grid", aspect=1.15, module="diagrams_llm"),
+        _diagram("dense-vs-sparse", aspect=1.45, module="diagrams_llm"),
+        _diagram("react-loop", aspect=1.35, module="diagrams_llm"),
+        _diagram("llava-qformer", aspect=1.35, module="diagrams_llm"),
         # measured (run-*), plotted in measured.py from the data figures/runs.py wrote to figures/data/
         _measured("run-bert-heads", ["bert_attention"], grid=(2, 2), aspect=1.08),
         _measured("run-bert-targets", ["bert_attention"], aspect=0.8),

@@ -628,3 +628,181 @@ def parallel_3d_grid(ax, data):
             "orange ↓: PP sends activations (point-to-point)\n"
             "green ⇄: DP all-reduces gradients (once a step)", fontsize=10, va="top", linespacing=1.4)
     ax.set_title(f"$t={t}$, $p={p}$, $d={d}$: {t * p * d} GPUs (numbers: global ranks)", fontsize=10.5)
+
+
+# --- retrieval: sparse vs dense vs cross-encoder ------------------------------------------------------------------
+
+
+def _bm25(query, docs, k1=1.2, b=0.75):
+    """BM25 scores of whitespace-tokenised ``docs`` for ``query`` (Lucene's IDF ln(1 + (N − n + 0.5)/(n + 0.5)));
+    returns (scores, {term: (documents containing it, IDF)})."""
+    tokens = [doc.split() for doc in docs]
+    avgdl = np.mean([len(doc) for doc in tokens])
+    postings = {}
+    for term in query.split():
+        having = [i for i, doc in enumerate(tokens) if term in doc]
+        idf = np.log(1 + (len(docs) - len(having) + 0.5) / (len(having) + 0.5))
+        postings[term] = (having, idf)
+    scores = []
+    for doc in tokens:
+        k_d = k1 * (1 - b + b * len(doc) / avgdl)
+        scores.append(sum(idf * doc.count(t) * (k1 + 1) / (doc.count(t) + k_d) for t, (_, idf) in postings.items()))
+    return scores, postings
+
+
+def dense_vs_sparse(ax, data):
+    """Sparse retrieval (BM25 over an inverted index, exact terms; scores computed for a four-document toy corpus,
+    k1 = 1.2, b = 0.75), dense retrieval (bi-encoder: query and documents encoded separately, dot product, ANN
+    index) and the cross-encoder reranker (query and document in one sequence, one forward pass per pair)."""
+    _schematic(ax, xlim=(0, 1), ylim=(0, 1))
+    query = "car repair cost"
+    docs = ["car repair price list", "automobile fixing costs", "used car prices", "bike repair shop"]
+    scores, postings = _bm25(query, docs)
+
+    ax.text(0.0, 0.995, "sparse: BM25, inverted index", fontsize=11, fontweight="bold", va="top")
+    ax.text(0.0, 0.945, f"query “{query}”, 4 docs", fontsize=10, va="top")
+    y = 0.88
+    for term, (having, idf) in postings.items():
+        listed = ", ".join(f"d{i + 1}" for i in having) or "(none)"
+        _box(ax, 0.08, y, term, color="C0", width=0.16, height=0.042, fontsize=10)
+        ax.text(0.18, y, f"→ {listed}", fontsize=10, va="center")
+        ax.text(0.44, y, f"IDF {idf:.2f}", fontsize=10, va="center", color="C0")
+        y -= 0.05
+    ax.text(0.99, 0.925, "score", fontsize=10, va="center", ha="right")
+    for i, score in enumerate(scores):
+        ax.text(0.99, 0.88 - 0.037 * i, f"d{i + 1} {score:.2f}", fontsize=10, va="center", ha="right",
+                color="C3" if score == 0 else _ink())
+    ax.text(0.0, 0.72, f"d2 “{docs[1]}”: 0,\nnot one exact term in common", fontsize=10, va="top", color="C3")
+
+    ax.text(0.0, 0.625, "dense: bi-encoder + ANN index", fontsize=11, fontweight="bold", va="top")
+    _box(ax, 0.075, 0.535, "query", color="C7", width=0.15, height=0.06, fontsize=10)
+    _box(ax, 0.075, 0.425, "docs", color="C7", width=0.15, height=0.06, fontsize=10)
+    _box(ax, 0.31, 0.535, "$E_Q$ online", color="C1", width=0.24, height=0.06, fontsize=10)
+    _box(ax, 0.31, 0.425, "$E_D$ offline", color="C1", width=0.24, height=0.06, fontsize=10)
+    _box(ax, 0.585, 0.425, "ANN index\nHNSW / IVF", color="C2", width=0.26, height=0.085, fontsize=10)
+    _box(ax, 0.87, 0.48, "top-$k$ by\n$q \\cdot d$", color="C2", width=0.24, height=0.1, fontsize=10)
+    for a, b in (((0.15, 0.535), (0.19, 0.535)), ((0.15, 0.425), (0.19, 0.425)),
+                 ((0.43, 0.425), (0.455, 0.425)), ((0.715, 0.44), (0.75, 0.46))):
+        _arrow(ax, a, b)
+    _arrow(ax, (0.43, 0.535), (0.75, 0.505))
+    ax.text(0.0, 0.36, "q and d never see each other: one vector\neach, docs indexed once; "
+            "d2 can match\nby meaning, not by words", fontsize=10, va="top")
+
+    ax.text(0.0, 0.225, "rerank: cross-encoder", fontsize=11, fontweight="bold", va="top")
+    _box(ax, 0.19, 0.13, "[CLS] query\n[SEP] doc [SEP]", color="C7", width=0.38, height=0.09, fontsize=10)
+    _box(ax, 0.585, 0.13, "Transformer,\nfull attention", color="C4", width=0.33, height=0.09, fontsize=10)
+    _box(ax, 0.9, 0.13, "score", color="C4", width=0.18, height=0.06, fontsize=10)
+    _arrow(ax, (0.38, 0.13), (0.42, 0.13))
+    _arrow(ax, (0.75, 0.13), (0.81, 0.13))
+    ax.text(0.0, 0.06, "one forward pass per (query, doc) pair:\nonly the top-$k$, never the whole corpus",
+            fontsize=10, va="top")
+
+
+# --- agents: the ReAct loop ----------------------------------------------------------------------------------------
+
+
+def react_loop(ax, data):
+    """ReAct (Yao et al. 2023): the LLM writes a Thought and an Action; the program stops generation at
+    "Observation:", runs the action on the environment (a Wikipedia API with search / lookup / finish for HotpotQA)
+    and appends the real result; the loop ends with Finish[answer]. Below, a trajectory of the paper's HotpotQA
+    prompt, shortened."""
+    _schematic(ax, xlim=(0, 1), ylim=(0, 1))
+    _box(ax, 0.5, 0.95, "question + few-shot ReAct examples", color="C7", width=0.8, height=0.06, fontsize=10)
+    _box(ax, 0.18, 0.77, "LLM writes\nThought $n$\nAction $n$", color="C0", width=0.32, height=0.14, fontsize=10)
+    _box(ax, 0.82, 0.77, "environment\n(tools)", color="C2", width=0.32, height=0.14, fontsize=10)
+    _box(ax, 0.5, 0.575, "context += Observation $n$", color="C1", width=0.66, height=0.06, fontsize=10)
+    _box(ax, 0.18, 0.455, "Finish[answer]", color="C3", width=0.32, height=0.06, fontsize=10)
+    _arrow(ax, (0.18, 0.92), (0.18, 0.84))
+    _arrow(ax, (0.34, 0.79), (0.66, 0.79), color="C0")
+    ax.text(0.5, 0.805, "Action $n$", ha="center", va="bottom", fontsize=10, color="C0")
+    ax.text(0.5, 0.74, "LLM stops at\n“Observation:”", ha="center", va="center", fontsize=10)
+    _arrow(ax, (0.82, 0.7), (0.82, 0.605), color="C2")
+    _arrow(ax, (0.2, 0.605), (0.2, 0.7), color="C1")
+    ax.text(0.84, 0.652, "real result", ha="left", va="center", fontsize=10, color="C2")
+    ax.text(0.22, 0.652, "next step", ha="left", va="center", fontsize=10, color="C1")
+    _arrow(ax, (0.06, 0.7), (0.06, 0.485), color="C3")
+    ax.text(0.36, 0.455, "once the Action is Finish", ha="left", va="center", fontsize=10, color="C3")
+
+    steps = [
+        ("Thought 1", "search both, compare start dates", "C0"),
+        ("Action 1", "Search[Arthur's Magazine]", "C0"),
+        ("Obs 1", "Arthur's Magazine (1844–1846) was ...", "C2"),
+        ("Thought 2", "started 1844; now First for Women", "C0"),
+        ("Action 2", "Search[First for Women]", "C0"),
+        ("Obs 2", "... The magazine was started in 1989.", "C2"),
+        ("Thought 3", "1844 < 1989", "C0"),
+        ("Action 3", "Finish[Arthur's Magazine]", "C3"),
+    ]
+    ax.text(0.0, 0.375, "Which magazine was started first, Arthur's\nMagazine or First for Women? (HotpotQA)",
+            fontsize=10, va="top", fontweight="bold")
+    for k, (tag, text, color) in enumerate(steps):
+        y = 0.27 - 0.037 * k
+        ax.text(0.0, y, tag, fontsize=10, va="center", color=color)
+        ax.text(0.25, y, text, fontsize=10, va="center")
+
+
+# --- multimodal: two ways to connect a vision encoder to an LLM ------------------------------------------------
+
+
+def _module(ax, x, y, text, color, trained, width, height=0.085):
+    """A model box: solid edge when trained (in some stage), dashed and grey when frozen throughout."""
+    patch, label = _box(ax, x, y, text, color=color if trained else "C7", width=width, height=height, fontsize=10)
+    if not trained:
+        patch.set_linestyle("--")
+    return patch, label
+
+
+def _token_strip(ax, x, y, counts, width=0.022):
+    """A row of token cells, one colour per (count, colour, label) group, the label above each group."""
+    for count, color, label in counts:
+        start = x
+        for k in range(count):
+            _cell(ax, x, y - 0.015, width * 0.9, 0.03, color, amount=0.55)
+            x += width
+        ax.text((start + x) / 2, y + 0.025, label, ha="center", va="bottom", fontsize=10, color=color)
+        x += width * 0.6
+    return x
+
+
+def llava_qformer(ax, data):
+    """LLaVA (Liu et al. 2023): CLIP ViT-L/14 patch features → projection W (linear; LLaVA-1.5: 2-layer MLP) → one
+    LLM token per patch, concatenated with the text. BLIP-2 (Li et al. 2023): frozen image encoder → Q-Former whose
+    32 learned queries cross-attend to the image features → FC → 32 soft prompts for a frozen LLM. Solid: trained
+    in some stage, dashed: frozen throughout."""
+    _schematic(ax, xlim=(0, 1), ylim=(0, 1))
+    ax.text(0.0, 0.995, "LLaVA: one LLM token per patch", fontsize=11, fontweight="bold", va="top")
+    y = 0.88
+    _box(ax, 0.07, y, "image", color="C7", width=0.14, height=0.075, fontsize=10)
+    _module(ax, 0.33, y, "CLIP\nViT-L/14", "C0", False, 0.24)
+    _module(ax, 0.7, y, "$W$: linear\n(1.5: MLP)", "C1", True, 0.28)
+    _arrow(ax, (0.14, y), (0.21, y))
+    _arrow(ax, (0.45, y), (0.56, y))
+    ax.text(0.505, y + 0.01, "$Z_v$", ha="center", va="bottom", fontsize=10)
+    y2 = 0.72
+    end = _token_strip(ax, 0.03, y2, [(10, "C1", "$H_v = W Z_v$"), (6, "C7", "text")])
+    _arrow(ax, (0.62, y - 0.0425), (0.16, y2 + 0.075), color="C1")
+    _module(ax, 0.75, y2, "LLM\n(Vicuna)", "C3", True, 0.26)
+    _arrow(ax, (end, y2), (0.62, y2))
+    ax.text(0.0, 0.64, "256 visual tokens at 224 px (16×16 patches);\nLLaVA-1.5: 576 at 336 px\n"
+            "stage 1 trains $W$; stage 2 $W$ + LLM", fontsize=10, va="top")
+
+    ax.text(0.0, 0.47, "BLIP-2: 32 queries read the image", fontsize=11, fontweight="bold", va="top")
+    y = 0.355
+    _box(ax, 0.07, y, "image", color="C7", width=0.14, height=0.075, fontsize=10)
+    _module(ax, 0.3, y, "image enc.\nViT-g/14", "C0", False, 0.24)
+    _arrow(ax, (0.14, y), (0.18, y))
+    qformer_x, qformer_w = 0.74, 0.5
+    _module(ax, qformer_x, y, "", "C4", True, qformer_w, height=0.13)
+    ax.text(qformer_x, y + 0.025, "Q-Former: 32 learned\nqueries cross-attend", ha="center", va="center",
+            fontsize=10)
+    for k in range(16):
+        _cell(ax, qformer_x - qformer_w / 2 + 0.03 + k * 0.0275, y - 0.055, 0.022, 0.022, "C4", amount=0.6)
+    _arrow(ax, (0.42, y), (qformer_x - qformer_w / 2, y))
+    y2 = 0.185
+    _module(ax, qformer_x, y2, "FC", "C1", True, 0.16)
+    _module(ax, 0.27, y2, "LLM (OPT /\nFlanT5)", "C3", False, 0.3)
+    _arrow(ax, (qformer_x, y - 0.065), (qformer_x, y2 + 0.0425))
+    _arrow(ax, (qformer_x - 0.08, y2), (0.42, y2))
+    ax.text(0.54, y2 + 0.012, "32 soft\nprompts", ha="center", va="bottom", fontsize=10)
+    ax.text(0.0, 0.115, "stage 1: Q-Former (ITC, ITM, ITG); stage 2:\n+ FC, language modelling; "
+            "image encoder\nand LLM frozen in both (dashed)", fontsize=10, va="top")
