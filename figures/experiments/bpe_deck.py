@@ -114,6 +114,7 @@ def run(ctx, merges: list[int], train_frac: float) -> Measurement:
             "merges": m, "vocab": len(vocab),
             "tokens_per_char": {k: n_tok[k] / chars[k] for k in n_tok},
             "chars_per_token": {k: chars[k] / n_tok[k] for k in n_tok},
+            "bytes_per_token": {k: nbytes[k] / n_tok[k] for k in n_tok},  # UTF-8 bytes one token covers
             "tokens": n_tok,
             "cjk_tokens": cjk_tokens,  # vocabulary entries holding at least one CJK character
             "cjk_char_coverage": covered,  # held-out Chinese characters that are one vocabulary token
