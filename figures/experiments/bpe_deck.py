@@ -38,7 +38,7 @@ from .gpt import corpus
 
 CPU_THREADS = 1  # small: single-threaded on the CPU (see runs.py)
 SIZES = {
-    "quick": {"merges": [0, 256, 1024, 4096], "train_frac": 0.5},
+    "quick": {"merges": [0, 256, 1024, 4096], "train_frac": 0.3},
     "full": {"merges": [0, 256, 512, 1024, 2048, 4096, 8192], "train_frac": 1.0},
 }  # train_frac: share of the training 90% used to train the tokenisers (the held-out 10% is always the same)
 

@@ -42,7 +42,7 @@ from .common import Measurement
 
 CPU_THREADS = 1  # a small encoder: single-threaded on the CPU (see runs.py)
 SIZES = {
-    "quick": {"notes": 120, "max_len": 64, "adapter_taus": [0.05, 1.0], "adapter_steps": 60},
+    "quick": {"notes": 100, "max_len": 48, "adapter_taus": [0.05, 1.0], "adapter_steps": 60},
     "full": {"notes": 0, "max_len": 128, "adapter_taus": [0.02, 0.05, 0.2, 1.0], "adapter_steps": 400},
 }  # notes: 0 = every note; otherwise a random subsample of that many
 
