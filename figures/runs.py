@@ -56,6 +56,7 @@ EXPERIMENTS: dict[str, str] = {
     "attention_cost": "Naive attention vs fused SDPA; generation with vs without KV cache; KV-cache bytes MHA/GQA/MQA",
     "ddpm_2d": "Two moons: MLP DDPM (T = 1000) and rectified flow; DDPM vs DDIM vs Euler steps against sample distance",
     "cfg_digits": "Class-conditional DDPM on digits, condition dropout: CFG scale vs classifier accuracy, diversity",
+    "llm_decoding": "Char GPTs on the cards: speculative sampling (acceptance, speed-up vs k, TV), temperature/top-p",
     "scaling_mini": "Tiny char GPTs, IsoFLOP profiles at 3 budgets: loss-optimal size N*(C), frontier power laws",
     "bpe_deck": "Byte-level BPE on the cards: tokens per character vs vocabulary size, Chinese vs English; WordPiece",
     "retrieval_deck": "The deck's Front -> Back notes: BM25 vs MiniLM dense vs hybrid retrieval; InfoNCE temperature",

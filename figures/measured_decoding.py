@@ -1,0 +1,87 @@
+"""Measured figures of part 5.2 (decoding): speculative sampling and the temperature / top-p sweep, drawn from
+figures/data/llm_decoding.json (figures/experiments/llm_decoding.py). Shared helpers come from measured.py."""
+
+import numpy as np
+
+from .measured import _footer, _muted
+
+
+def run_spec_decoding(axes, data):
+    """(1) acceptance rate and tokens per target forward vs k, per draft; (2) measured vs expected speed-up;
+    (3) TV of the first emitted token to the target's p: speculative, direct samples, the draft itself."""
+    d = data["llm_decoding"]
+    s = d["spec"]
+    drafts = list(s["drafts"])
+    ax = axes[0]
+    for i, name in enumerate(drafts):
+        rows = s["drafts"][name]["by_k"]
+        ks = [r["k"] for r in rows]
+        ax.plot(ks, [r["tokens_per_target_forward"] for r in rows], marker="o", color=f"C{i}",
+                label=f"draft {name}: α ≈ {s['drafts'][name]['alpha_mean']:.2f}")
+        ax.plot(ks, [r["tokens_theory"] for r in rows], color=f"C{i}", linestyle="--", linewidth=1)
+    ax.plot(ks, [k + 1 for k in ks], color=_muted(), linestyle=":", linewidth=1, label="k + 1 (all accepted)")
+    ax.set(xlabel="draft length k", ylabel="tokens / target forward", xticks=ks)
+    ax.set_title("tokens per round: measured (dots), theory (dashed)", fontsize=9.5)
+    ax.legend(fontsize=8, loc="upper left")
+
+    ax = axes[1]
+    for i, name in enumerate(drafts):
+        rows = s["drafts"][name]["by_k"]
+        ks = [r["k"] for r in rows]
+        ax.plot(ks, [r["speedup"] for r in rows], marker="o", color=f"C{i}",
+                label=f"{name}, c = {s['drafts'][name]['c']:.2f}")
+        ax.plot(ks, [r["speedup_theory"] for r in rows], color=f"C{i}", linestyle="--", linewidth=1)
+    ax.axhline(1, color=_muted(), linewidth=1, linestyle=":")
+    ax.set(xlabel="draft length k", ylabel="speed-up vs target only", xticks=ks)
+    ax.set_title("wall-clock speed-up (dots), theory (dashed)", fontsize=9.5)
+    ax.legend(fontsize=8, loc="best")
+
+    ax = axes[2]
+    dist = d["distribution"]
+    pre = dist["prefixes"]
+    x = np.arange(len(pre))
+    w = 0.27
+    ax.bar(x - w, [p["tv_spec"] for p in pre], w, color="C0", label="speculative vs p")
+    ax.bar(x, [p["tv_direct"] for p in pre], w, color="C2", label="direct samples vs p")
+    ax.bar(x + w, [p["tv_draft"] for p in pre], w, color="C1", label=f"draft q ({dist['draft']}) vs p")
+    ax.set(ylabel="total variation", xticks=x, xticklabels=[f"prefix {i + 1}" for i in x])
+    ax.set_title(f"first emitted token, {dist['samples']} samples per prefix", fontsize=9.5)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_ylim(top=ax.get_ylim()[1] * 1.45)
+    ax.grid(axis="x", visible=False)
+    t = d["models"]["target"]
+    _footer(axes, d, f"char GPTs, target {t['layers']}x{t['d_model']}, T = 1, batch 1")
+
+
+def _sweep_lines(ax, rows, key):
+    for kind, color, label, pkey, fmt in (("temperature", "C0", "temperature (top-p 1)", "temperature", "T {:g}"),
+                                          ("top_p", "C1", "top-p (T 1)", "top_p", "p {:g}")):
+        rs = [r for r in rows if r["kind"] == kind]
+        x, y = [r["nll"] for r in rs], [r[key] for r in rs]
+        ax.plot(x, y, marker="o", color=color, label=label, markersize=4.5)
+        for r, xi, yi in zip(rs, x, y):
+            if kind == "temperature" or r["top_p"] in (min(r2["top_p"] for r2 in rs), 0.9):
+                ax.annotate(fmt.format(r[pkey]), (xi, yi), textcoords="offset points", fontsize=7, color=color,
+                            xytext=(4, -9 if kind == "top_p" else 4))
+    for kind, marker, color, label in (("greedy", "*", "C3", "greedy"), ("human", "D", "C2", "held-out text")):
+        r = next(r for r in rows if r["kind"] == kind)
+        ax.plot([r["nll"]], [r[key]], marker=marker, color=color, linestyle="none", markersize=10 if marker == "*"
+                else 6, label=label)
+
+
+def run_decoding_sweep(axes, data):
+    """distinct-2 and the repeated-4-gram share against the samples' NLL under the untempered target."""
+    d = data["llm_decoding"]
+    sw = d["sweep"]
+    rows = sw["rows"]
+    ax = axes[0]
+    _sweep_lines(ax, rows, "distinct_2")
+    ax.set(ylabel="distinct-2 (unique / all)", ylim=(0, 1.05))
+    ax.set_title(f"{sw['prompts']} held-out prompts × {sw['new_tokens']} chars", fontsize=9.5)
+    ax.legend(fontsize=8, loc="lower right")
+    ax = axes[1]
+    _sweep_lines(ax, rows, "repeat_4")
+    ax.set(xlabel="NLL of the samples (nats / char)", ylabel="repeated 4-grams (share)",
+           ylim=(-0.03, 1.0))
+    t = d["models"]["target"]
+    _footer(axes, d, f"char GPT {t['layers']}x{t['d_model']} trained on the cards")
