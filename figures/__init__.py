@@ -114,7 +114,7 @@ FIGURES: dict[str, Figure] = _registry(
         _measured("run-spec-decoding", ["llm_decoding"], grid=(3, 1), aspect=1.75, module="measured_decoding"),
         _measured("run-decoding-sweep", ["llm_decoding"], grid=(2, 1), aspect=1.25, module="measured_decoding"),
         # part 5.4 (issue 13)
-        _measured("run-scaling-mini", ["scaling_mini"], grid=(2, 1), aspect=1.3, module="measured_scaling"),
+        _measured("run-scaling-mini", ["scaling_mini"], grid=(2, 1), aspect=0.95, module="measured_scaling"),
         # parts 5.4 / 5.5 on the deck's own text (issue 13), in measured_retrieval.py
         _measured("run-bpe-deck", ["bpe_deck"], grid=(2, 1), aspect=1.25, module="measured_retrieval"),
         _measured("run-retrieval-deck", ["retrieval_deck"], grid=(2, 1), aspect=1.05, module="measured_retrieval"),

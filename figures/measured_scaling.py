@@ -26,7 +26,10 @@ def run_scaling_mini(axes, data):
         C, col = f["budget"], f"C{j}"
         rs = [r for r in runs if r["budget"] == C]
         N = np.asarray([r["N"] for r in rs], float)
-        ax.plot(N, [r["loss"] for r in rs], "o", color=col, label=f"C = {_sci(C)} FLOPs")
+        L = [r["loss"] for r in rs]
+        ax.plot(N, L, "o", color=col, markersize=5)
+        ax.annotate(_sci(C), (N[-1], L[-1]), textcoords="offset points", xytext=(0, 6), ha="center",
+                    va="bottom", fontsize=8.5, color=col)
         x = np.linspace(np.log10(N.min()), np.log10(N.max()), 60)
         ax.plot(10 ** x, np.polyval(f["coef"], x), color=col, linewidth=1.4)
         if f["inside"]:
@@ -35,9 +38,10 @@ def run_scaling_mini(axes, data):
     opt = [(f["n_opt"], f["loss_opt"]) for f in fits if f["inside"]]
     if len(opt) > 1:
         ax.plot(*zip(*opt), color=_muted(), linestyle=":", linewidth=1)
-    ax.set(xscale="log", xlabel="non-embedding parameters N", ylabel="held-out loss (nats / char)")
-    ax.set_title("same compute, different sizes: D = C / 6N", fontsize=10)
-    ax.legend(loc="upper center", fontsize=8.5)
+    top = max(r["loss"] for r in runs)
+    ax.set_ylim(top=top + 0.22 * (top - min(r["loss"] for r in runs)))
+    ax.set(xscale="log", xlabel="non-embedding parameters N", ylabel="held-out loss")
+    ax.set_title("fixed compute C (FLOPs), D = C / 6N tokens", fontsize=10)
 
     ax = axes[1]
     Cs = np.asarray([f["budget"] for f in fits], float)
@@ -54,9 +58,10 @@ def run_scaling_mini(axes, data):
     ax.plot(cc, np.sqrt(cc / 120), color=_muted(), linestyle="--", linewidth=1,
             label="D = 20 N (Chinchilla's ratio)")
     for j, f in enumerate(fits):
-        ax.annotate(f"{f['tokens_per_param_opt']:.0f} tok/param", (Cs[j], Ns[j]), textcoords="offset points",
-                    xytext=(6, -12), fontsize=8)
-    ax.set(xscale="log", yscale="log", xlabel="compute C = 6ND (FLOPs)", ylabel="loss-optimal N*")
-    ax.set_title(f"optimum moves up; best loss L* ∝ C^−{s['loss']['b']:.3f}", fontsize=10)
-    ax.legend(loc="upper left", fontsize=8.5)
+        ax.annotate(f"{f['tokens_per_param_opt']:.0f}", (Cs[j], Ns[j]), textcoords="offset points",
+                    xytext=(0, -16), ha="center", fontsize=8.5)
+    ax.set(xscale="log", yscale="log", xlabel="compute C = 6ND (FLOPs)", ylabel="optimal N*")
+    ax.set_ylim(Ns.min() / 2.2, None)
+    ax.set_title(f"N* and tokens per parameter; L* ∝ C^−{s['loss']['b']:.3f}", fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
     _footer(axes, d, f"char GPTs, {len(runs)} runs, {d['tokens_per_step']} tokens/step, cards text")

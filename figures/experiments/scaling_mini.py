@@ -30,7 +30,7 @@ from .gpt import GPT, GPTConfig, char_dataset, get_batch, train_lm
 CPU_THREADS = 1  # small models: single-threaded on the CPU (see runs.py)
 SIZES = {
     # ladder: (n_layer, n_embd) from small to large; budget j trains ladder[starts[j]: starts[j] + per_budget]
-    "quick": {"ladder": [[1, 6], [1, 8], [1, 12]], "budgets": [2.5e8, 1e9], "starts": [0, 0], "per_budget": 3,
+    "quick": {"ladder": [[1, 6], [1, 8], [1, 12]], "budgets": [2e8, 1.2e9], "starts": [0, 0], "per_budget": 3,
               "vocab": 256, "block": 32, "batch": 8, "eval_batches": 16},
     "full": {"ladder": [[1, 6], [1, 8], [1, 12], [1, 16], [2, 16], [2, 24], [2, 32]],
              "budgets": [1e9, 3e9, 1e10], "starts": [0, 1, 2], "per_budget": 5, "vocab": 256, "block": 32,
