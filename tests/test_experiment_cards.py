@@ -34,6 +34,7 @@ DATA = ROOT / "figures" / "data"
 ALLOWED: dict[str, dict[str, str]] = {
     "exp-l1-sparsity": {"8": "digits images are 8×8 pixels"},
     "exp-postln-grad-init": {"8": "init_grad_norm is the mean over 8 batches (figures/experiments/gpt_warmup.py)"},
+    "exp-isoflop-tokens-per-param": {"20": "Chinchilla's ~20 tokens per parameter (Hoffmann et al. 2022)"},
 }
 
 # Keys whose values are not results: provenance, not something a card may quote.
@@ -70,6 +71,7 @@ DERIVED = {
     ],
     "adaptive_softmax": lambda d: [c / v for cs, v in zip(d["cutoffs"], d["vocab"]) for c in cs],
     "moe_balance": lambda d: [min(r["load"]) for runs in d["runs"].values() for r in runs],
+    "scaling_mini": lambda d: [len(d["sizes"]), len(d["budgets"]), len(d["runs"])],
 }
 
 NUMBER = r"\d+(?:\.\d+)?(?:e[-+]?\d+)?"
