@@ -116,9 +116,10 @@ FIGURES: dict[str, Figure] = _registry(
         # part 5.4 (issue 13)
         _measured("run-scaling-mini", ["scaling_mini"], grid=(2, 1), aspect=0.95, module="measured_scaling"),
         # parts 5.4 / 5.5 on the deck's own text (issue 13), in measured_retrieval.py
-        _measured("run-bpe-deck", ["bpe_deck"], grid=(2, 1), aspect=1.25, module="measured_retrieval"),
-        _measured("run-retrieval-deck", ["retrieval_deck"], grid=(2, 1), aspect=1.05, module="measured_retrieval"),
-        _measured("run-infonce-temperature", ["retrieval_deck"], grid=(2, 1), aspect=1.25,
+        _measured("run-bpe-deck", ["bpe_deck"], grid=(2, 1), aspect=0.85, module="measured_retrieval"),
+        _measured("run-retrieval-deck", ["retrieval_deck"], grid=(2, 1), aspect=0.75, module="measured_retrieval"),
+        _measured("run-infonce-temperature", ["retrieval_deck"], grid=(2, 1), aspect=0.85,
                   module="measured_retrieval"),
+        _measured("run-retrieval-pca", ["retrieval_deck"], grid=(2, 1), aspect=1.1, module="measured_retrieval"),
     ]
 )

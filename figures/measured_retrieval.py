@@ -109,3 +109,29 @@ def run_infonce_temperature(axes, data):
     ax.set_title(f"linear query adapter: {a['train']} train / {a['test']} held-out", fontsize=10)
     ax.legend(fontsize=7.5, loc="upper right")
     _footer(axes, d, "all-MiniLM-L6-v2 on the deck's Front -> Back notes")
+
+
+PARTS = {1: "1 projects", 2: "2 DL basics", 3: "3 NLP / LLM", 4: "4 AIGC", 5: "5 LLM advanced"}
+
+
+def run_retrieval_pca(axes, data):
+    d = data["retrieval_deck"]
+    p = d["pca"]
+    x, y, part = np.asarray(p["x"]), np.asarray(p["y"]), np.asarray(p["part"])
+    ev = p["explained"]
+    ax = axes[0]
+    for k, label in PARTS.items():
+        m = part == k
+        if m.any():
+            ax.scatter(x[m], y[m], s=6, color=f"C{k - 1}", alpha=0.7, linewidths=0, label=f"{label} ({m.sum()})")
+    ax.set_title("MiniLM Front embeddings, by deck part", fontsize=10)
+    ax.legend(fontsize=7, markerscale=2, loc="upper center", bbox_to_anchor=(0.5, -0.04), ncols=2, frameon=False,
+              columnspacing=0.6, handletextpad=0.2)
+    ax = axes[1]
+    sc = ax.scatter(x, y, s=6, c=p["unk_share"], cmap="viridis", vmin=0, vmax=1, alpha=0.85, linewidths=0)
+    ax.figure.colorbar(sc, ax=list(axes), shrink=0.4, label="[UNK] share", anchor=(0, 0.1))
+    ax.set_title(f"by [UNK] share (r with PC 1: {p['corr_unk'][0]:.2f})", fontsize=10)
+    ax.set_xlabel(f"PC 1 ({ev[0]:.1%} of variance); PC 2 ({ev[1]:.1%}) up", fontsize=9)
+    for ax in axes:
+        ax.set(xticks=[], yticks=[])
+    _footer(axes, d, f"all-MiniLM-L6-v2, {d['notes']['used']} notes, PCA")

@@ -257,7 +257,8 @@ def run(ctx, notes: int, max_len: int, adapter_taus: list[float], adapter_steps:
     truncated = float(np.mean([n > max_len for n in doc_tokens]))
     unk = tok.unk_token_id
     qids = tok(queries, add_special_tokens=False)["input_ids"]
-    q_unk = float(np.mean([sum(i == unk for i in x) / max(1, len(x)) for x in qids]))  # mean [UNK] share per query
+    unk_per_q = [sum(i == unk for i in x) / max(1, len(x)) for x in qids]  # [UNK] share of each query's pieces
+    q_unk = float(np.mean(unk_per_q))
     ctx.log(f"encoded {2 * N} texts in {encode_s:.1f}s (max_len {max_len}; {truncated:.0%} of docs truncated)")
 
     R_bm, R_de = rank_matrix(S_bm), rank_matrix(S_de)
@@ -326,6 +327,8 @@ def run(ctx, notes: int, max_len: int, adapter_taus: list[float], adapter_steps:
                   "parts": {str(p): int(sum(x["part"] == p for x in items)) for p in range(1, 6)}},
         "bm25": {"k1": 1.2, "b": 0.75},
         "rrf_k": 60,
+        "ks": list(KS),  # the recall@k cut-offs
+        "hard_negatives": 10,  # softmax_stats: the share of the 10 most similar negatives
         "max_len": max_len,
         "docs_truncated": truncated,
         "doc_tokens_median": float(np.median(doc_tokens)),
@@ -339,7 +342,8 @@ def run(ctx, notes: int, max_len: int, adapter_taus: list[float], adapter_steps:
         "adapter": {"train": len(train), "test": len(test), "steps": adapter_steps, "batch": batch, "lr": 1e-3,
                     "bins": bins.tolist(), "runs": adapter},
         "pca": {"x": xy[:, 0].tolist(), "y": xy[:, 1].tolist(), "part": [x["part"] for x in items],
-                "explained": explained},
+                "unk_share": unk_per_q, "explained": explained,
+                "corr_unk": [float(np.corrcoef(xy[:, i], unk_per_q)[0, 1]) for i in range(2)]},
         "time_s": {"bm25": bm25_s, "encode": encode_s, "adapter": adapter_s},
     }
     return Measurement(model=f"BM25 + all-MiniLM-L6-v2 on {N} deck notes", claim=CLAIM, data=data,
