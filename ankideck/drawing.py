@@ -235,27 +235,40 @@ def ensure_rendered(
         return paths
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(name, registry[name], variant, paths[name, variant]) for name, variant in missing]
-    with _progressbar(len(jobs), progress) as bar:
-        for name, variant in _render_all(project_root, jobs):
-            _remove_stale_renders(paths[name, variant], name, variant)
-            bar.update(1, (name, variant))
+    # One job per figure, its missing variants together: the later variants reuse the first one's layout.
+    outs: dict[str, dict[str, Path]] = {}
+    for name, variant in missing:
+        outs.setdefault(name, {})[variant] = paths[name, variant]
+    jobs = [(name, registry[name], variant_paths) for name, variant_paths in outs.items()]
+    with _progressbar(len(missing), progress) as bar:
+        for name, variants in _render_all(project_root, jobs):
+            for variant in variants:
+                _remove_stale_renders(paths[name, variant], name, variant)
+                bar.update(1, (name, variant))
     return paths
 
 
-def _render_all(project_root: Path, jobs: list[tuple[str, Figure, str, Path]]):
-    """Render every job, in worker processes when there are many; yield (name, variant) as each is written."""
+def _render_all(project_root: Path, jobs: list[tuple[str, Figure, dict[str, Path]]]):
+    """Render every job (a figure and its variants' paths), in worker processes when there are many images; yield
+    (name, variants) as each figure is written."""
+    images = sum(len(variant_paths) for _, _, variant_paths in jobs)
     workers = min(os.cpu_count() or 1, len(jobs))
-    if len(jobs) < PARALLEL_FIGURES or workers < 2:
-        for name, fig, variant, path in jobs:
-            render_figure(project_root, name, fig, variant, path)
-            yield name, variant
+    if images < PARALLEL_FIGURES or workers < 2:
+        for name, fig, variant_paths in jobs:
+            render_variants(project_root, name, fig, variant_paths)
+            yield name, tuple(variant_paths)
         return
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    # The workers are the parallelism: a BLAS thread pool in each of them would only oversubscribe the cores (the
+    # variables count only if numpy is not imported yet, as in a build, which imports it for figures only).
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
     _start_worker(str(project_root))  # matplotlib and the plot modules once, here: forked workers share them
-    for module_name in {_split_plot(fig)[0] for _, fig, _, _ in jobs}:
+    for module_name in {_split_plot(fig)[0] for _, fig, _ in jobs}:
         importlib.import_module(module_name)
+    # The most expensive figures first (the ones with most axes, as a proxy), so no worker is left with a long one.
+    jobs = sorted(jobs, key=lambda job: -job[1].grid[0] * job[1].grid[1])
     with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(str(project_root),)) as pool:
         futures = {pool.submit(_render_in_worker, str(project_root), job): job for job in jobs}
         for future in as_completed(futures):
@@ -264,8 +277,8 @@ def _render_all(project_root: Path, jobs: list[tuple[str, Figure, str, Path]]):
                 for other in futures:
                     other.cancel()
                 raise FigureFailed(*failure)
-            name, _, variant, _ = futures[future]
-            yield name, variant
+            name, _, variant_paths = futures[future]
+            yield name, tuple(variant_paths)
 
 
 def _start_worker(project_root: str) -> None:
@@ -278,18 +291,68 @@ def _start_worker(project_root: str) -> None:
 
 
 def _render_in_worker(project_root: str, job) -> tuple | None:
-    """render_figure in a worker; a failure comes back as plain data (user exceptions need not pickle)."""
-    name, fig, variant, path = job
+    """render_variants in a worker; a failure comes back as plain data (user exceptions need not pickle)."""
+    name, fig, variant_paths = job
     try:
-        render_figure(Path(project_root), name, fig, variant, path)
+        render_variants(Path(project_root), name, fig, variant_paths)
     except (Exception, SystemExit) as error:
         frames = [(frame.filename, frame.lineno or 1) for frame in traceback.extract_tb(error.__traceback__)]
         return type(error).__name__, str(error), frames, list(getattr(error, "__notes__", []))
     return None
 
 
-def render_figure(project_root: Path, name: str, fig: Figure, variant: str, out_path: Path) -> None:
-    """Draw ``fig`` in ``variant`` and write it to ``out_path`` as an opaque PNG, atomically."""
+def render_variants(project_root: Path, name: str, fig: Figure, variant_paths: dict[str, Path]) -> None:
+    """Draw ``fig`` once per variant (``{variant: png path}``). The variants differ only in colour, so the first
+    one's constrained layout (the costliest step of most figures) is reused by the others."""
+    layout = None
+    for variant, out_path in variant_paths.items():
+        layout = render_figure(project_root, name, fig, variant, out_path, layout=layout)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where constrained layout put a figure's parts: every Axes' original and active position (figure fractions),
+    in ``figure.axes`` order, and the figure-level labels' positions."""
+
+    axes: tuple[tuple[tuple[float, float, float, float], tuple[float, float, float, float]], ...]
+    labels: tuple[tuple[float, float] | None, ...]
+
+
+_FIGURE_LABELS = ("_suptitle", "_supxlabel", "_supylabel")
+
+
+def _layout_of(figure) -> Layout:
+    return Layout(
+        axes=tuple((tuple(ax.get_position(original=True).bounds), tuple(ax.get_position().bounds))
+                   for ax in figure.axes),
+        labels=tuple(None if (text := getattr(figure, attr, None)) is None else tuple(text.get_position())
+                     for attr in _FIGURE_LABELS),
+    )
+
+
+def _apply_layout(figure, layout: Layout) -> bool:
+    """Put the parts where ``layout`` says and switch the layout engine off; False (nothing changed) when the
+    figure does not have the same parts, e.g. a plot that draws differently per variant."""
+    labels = [getattr(figure, attr, None) for attr in _FIGURE_LABELS]
+    if (len(figure.axes) != len(layout.axes) or figure.subfigs
+            or [text is None for text in labels] != [position is None for position in layout.labels]):
+        return False
+    for ax, (original, active) in zip(figure.axes, layout.axes):
+        ax._set_position(original, which="original")
+        ax._set_position(active, which="active")
+    for text, position in zip(labels, layout.labels):
+        if text is not None:
+            text.set_position(position)
+    figure.set_layout_engine("none")
+    return True
+
+
+def render_figure(project_root: Path, name: str, fig: Figure, variant: str, out_path: Path,
+                  layout: Layout | None = None) -> Layout:
+    """Draw ``fig`` in ``variant`` and write it to ``out_path`` as an opaque PNG, atomically; return its layout.
+
+    ``layout``: another variant's layout of the same figure, reused instead of computing it again (the PNG is the
+    same as without it: tests/test_figures.py compares them)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown figure variant {variant!r}, expected one of {VARIANTS}")
     import matplotlib
@@ -313,6 +376,7 @@ def render_figure(project_root: Path, name: str, fig: Figure, variant: str, out_
         except Exception as error:
             error.add_note(f"while drawing figure {name!r} ({variant}) with {fig.plot}")
             raise
+        reused = layout is not None and _apply_layout(figure, layout)
         fd, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.stem}-", suffix=".tmp")
         try:
             os.fchmod(fd, 0o644)  # mkstemp's 0600 would make the cached PNG private to this user
@@ -324,6 +388,7 @@ def render_figure(project_root: Path, name: str, fig: Figure, variant: str, out_
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
+        return layout if reused else _layout_of(figure)
 
 
 def _put_first_on_path(project_root: Path) -> None:

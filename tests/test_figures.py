@@ -89,6 +89,22 @@ def test_same_inputs_give_the_same_bytes(registry, rendered, tmp_path):
         assert second[key].read_bytes() == path.read_bytes(), f"{key} renders differently each time"
 
 
+# Figures with every part the layout reuse must carry over: a footer (supxlabel) and a figure legend outside the
+# axes (run-warmup), fixed-aspect heatmaps (run-bert-heads), a supxlabel of a diagram (norm-axes), one plain axes.
+LAYOUT_SAMPLES = ("run-warmup", "run-bert-heads", "norm-axes", "activations")
+
+
+@pytest.mark.parametrize("name", LAYOUT_SAMPLES)
+def test_dark_variant_drawn_with_the_light_layout_equals_one_drawn_alone(registry, rendered, tmp_path, name):
+    """A build draws the dark variant with the light variant's constrained layout; the bytes must be the same as
+    when the dark variant computes its own layout."""
+    _, paths = rendered
+    alone = tmp_path / "alone.png"
+    layout = engine.render_figure(ROOT, name, registry[name], "dark", alone)
+    assert layout.axes, "the layout records the axes' positions"
+    assert alone.read_bytes() == paths[name, "dark"].read_bytes()
+
+
 def test_registry_and_cached_lookups_do_not_import_matplotlib(rendered):
     cache, _ = rendered
     script = textwrap.dedent(
@@ -147,9 +163,9 @@ def render_calls(monkeypatch):
     calls = []
     real_render = engine.render_figure
 
-    def counting_render(project_root, name, fig, variant, out_path):
+    def counting_render(project_root, name, fig, variant, out_path, layout=None):
         calls.append((name, variant))
-        real_render(project_root, name, fig, variant, out_path)
+        return real_render(project_root, name, fig, variant, out_path, layout=layout)
 
     monkeypatch.setattr(engine, "render_figure", counting_render)
     return calls
@@ -199,6 +215,30 @@ def test_changed_plot_module_changes_the_key(tiny_project):
     plots.write_text(plots.read_text().replace("[1, 0]", "[1, 0.5]"))
     assert engine.figure_key(tiny_project, "pair", registry["pair"], "light") != before
     assert engine.figure_key(tiny_project, "pair", registry["pair"], "dark") != before
+
+
+def test_a_plot_that_differs_per_variant_gets_its_own_layout(tmp_path):
+    """The layout is reused only when the variants have the same parts: here the dark one has two axes."""
+    package = tmp_path / "project" / "varfigs"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        'from ankideck import Figure\nFIGURES = {"odd": Figure("varfigs.plots:odd")}\n')
+    (package / "plots.py").write_text(textwrap.dedent("""
+        import matplotlib as mpl
+        from ankideck.theme import LIGHT_BACKGROUND as LIGHT
+
+        def odd(ax, data):
+            ax.plot([0, 1], [0, 1])
+            if mpl.rcParams["figure.facecolor"] != LIGHT:  # the dark variant: an inset as well
+                ax.figure.add_axes([0.6, 0.6, 0.3, 0.3]).plot([1, 0])
+        """))
+    project = package.parent
+    registry = engine.load_registry(project, "varfigs")
+    light = engine.render_figure(project, "odd", registry["odd"], "light", tmp_path / "light.png")
+    reused = engine.render_figure(project, "odd", registry["odd"], "dark", tmp_path / "dark.png", layout=light)
+    alone = engine.render_figure(project, "odd", registry["odd"], "dark", tmp_path / "alone.png")
+    assert len(light.axes) == 1 and len(reused.axes) == len(alone.axes) == 2
+    assert (tmp_path / "dark.png").read_bytes() == (tmp_path / "alone.png").read_bytes()
 
 
 def test_unknown_figure_name_raises_key_error(tiny_project, tmp_path):
