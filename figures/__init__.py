@@ -111,8 +111,8 @@ FIGURES: dict[str, Figure] = _registry(
         _measured("run-cfg-digits", ["cfg_digits"], grid=(2, 1), aspect=0.9),
         _measured("run-cfg-digits-samples", ["cfg_digits"], grid=(2, 1), aspect=1.1),
         # part 5.2 (inference, issue 12), in measured_decoding.py
-        _measured("run-spec-decoding", ["llm_decoding"], grid=(3, 1), aspect=1.75, module="measured_decoding"),
-        _measured("run-decoding-sweep", ["llm_decoding"], grid=(2, 1), aspect=1.25, module="measured_decoding"),
+        _measured("run-spec-decoding", ["llm_decoding"], grid=(3, 1), aspect=1.1, module="measured_decoding"),
+        _measured("run-decoding-sweep", ["llm_decoding"], grid=(2, 1), aspect=0.9, module="measured_decoding"),
         # part 5.4 (issue 13)
         _measured("run-scaling-mini", ["scaling_mini"], grid=(2, 1), aspect=0.95, module="measured_scaling"),
         # parts 5.4 / 5.5 on the deck's own text (issue 13), in measured_retrieval.py
