@@ -227,8 +227,10 @@ def _card(raw) -> NoteSource:
 def _rendered(raw) -> Rendered:
     html, refs, problems = raw
     if not (type(html) is str and type(refs) is list and type(problems) is list
-            and all(type(ref) is str for ref in refs)):
+            and (not refs or all(type(ref) is str for ref in refs))):
         raise TypeError("rendered HTML of the wrong shape")
+    if not problems:  # most sections (thousands per build): no loop to run
+        return Rendered(html, refs, [])
     pairs = []
     for needle, message in problems:
         if type(needle) is not str or type(message) is not str:
