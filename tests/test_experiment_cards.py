@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from ankideck import Problems
+from ankideck.cloze import DELETION_RE  # the one cloze grammar: the answer stays, markers and hint go
 from ankideck.drawing import load_registry
 from ankideck.parse import parse_file
 from tests.conftest import ROOT
@@ -86,7 +87,6 @@ IMAGE_RE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 CODE_RE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
 CITATION_RE = re.compile(r"(?:et al\.|[A-Z][a-z]+(?: & [A-Z][a-z]+)?),? (?:19|20)\d\d[a-z]?\b")
 ORDINAL_RE = re.compile(rf"第\s*{NUMBER}(?:\s*[–~]\s*{NUMBER})?\s*(?=层|个|步)")
-CLOZE_RE = re.compile(r"\{\{c\d+::|::[^{}]*\}\}|\}\}")
 FIGURE_RE = re.compile(r"fig:(run-[\w-]+)")
 # a digit in quotes names a class of the digits data set ("5", 「9」), it is not a measurement
 QUOTED_RE = re.compile(r"[\"“「]\d[\"”」]")
@@ -136,7 +136,7 @@ def pools(experiments: list[str]) -> tuple[list[float], list[float]]:
 def stated_numbers(text: str) -> list[tuple[str, str, str]]:
     """(kind, number as written, unit) for every number a card's text states. kind: "plain", "sci" (mantissa,
     exponent joined by 'e') or "pow" (an order of magnitude 10^b)."""
-    text = IMAGE_RE.sub(" ", CLOZE_RE.sub(" ", CODE_RE.sub(" ", text)))
+    text = IMAGE_RE.sub(" ", DELETION_RE.sub(lambda m: f" {m.group(2)} ", CODE_RE.sub(" ", text)))
     found = []
     for math_match in MATH_RE.finditer(text):
         tex = math_match.group()
