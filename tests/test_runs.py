@@ -133,6 +133,13 @@ def test_every_measured_figure_has_committed_data():
             assert (DATA / f).is_file(), f"{name}: {f} not committed"
 
 
+def test_every_experiment_is_in_one_quick_budget_group():
+    from figures.runs import QUICK_GROUPS
+
+    grouped = [name for names in QUICK_GROUPS.values() for name in names]
+    assert sorted(grouped) == sorted(EXPERIMENTS), "each experiment in exactly one --quick budget group"
+
+
 def test_every_experiment_is_a_module_with_a_sizes_table():
     """The experiment's name is its module's (the rest of figures/experiments/ are shared helpers: no SIZES)."""
     modules = {path.stem for path in (ROOT / "figures" / "experiments").glob("*.py")
