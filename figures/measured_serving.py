@@ -70,8 +70,10 @@ def run_quant_outliers(axes, data):
     ax.set_title("W8A8 (weights per channel)", fontsize=10)
     ax.grid(axis="x", visible=False)
     ax.legend(fontsize=8, loc="upper left", ncols=2)
-    top = max(act[site][s]["one_minus_cos_mean"] for site, _ in sites for s, _, _ in schemes)
-    ax.set_ylim(top=top * 12)
+    values = [act[site][s]["one_minus_cos_mean"] for site, _ in sites for s, _, _ in schemes]
+    low, high = min(values + [act["w8_only"]["one_minus_cos_mean"]]) / 2, max(values) * 60  # legend room on top
+    ax.set_ylim(low, high)
+    ax.set_yticks([10.0**e for e in range(-6, 3) if low <= 10.0**e <= high])
     _footer(axes, d, "all-MiniLM-L6-v2, fake quantisation")
 
 
