@@ -88,7 +88,7 @@ def run(ctx, n_layer: int, n_embd: int, n_head: int, prompt: int, new_tokens: in
     rows = []
     for B in batches:
         tp, td = median(t_pre[B]), median(t_dec[B])
-        mean_ctx = L + (n_new - 1) / 2  # keys a decode step attends to, on average
+        mean_ctx = L + (n_new + 1) / 2  # keys a decode step attends to, on average: step k (0..n_new-1) L + k + 1
         cache_bytes = 2 * n_layer * B * mean_ctx * n_embd * 4  # K and V read per step, fp32
         f_pre = 2 * n_mm * B * L + attn_flops(B * L, (L + 1) / 2)  # causal: (L+1)/2 keys per query on average
         f_dec = 2 * n_mm * B + attn_flops(B, mean_ctx)

@@ -12,12 +12,14 @@
     "BERT Busters", found such outlier dimensions in BERT's LayerNorm; Dettmers et al. 2022, "LLM.int8()", found
     them in large GPT-style models), then W8A8: weights INT8 per channel and each Linear's input quantised INT8
     with one scale per sentence's whole activation matrix (per tensor), without and with a mitigation:
-    - LLM.int8()'s mixed-precision decomposition (Dettmers et al. 2022): input columns holding any |x| >= 6 stay
-      in floating point (with their weight columns); only the rest is quantised. (The paper also quantises the rest
-      per row; here it stays per tensor, so the comparison isolates the outlier columns.)
+    - LLM.int8()'s mixed-precision decomposition (Dettmers et al. 2022): input columns holding any |x| >= 6 (in
+      this sentence) stay in floating point together with the matching weight columns (unquantised); the rest of X
+      is quantised INT8 and multiplied by the INT8 weights. (The paper quantises the rest of X per row; here it stays
+      per tensor, so the comparison isolates the outlier columns.)
     - SmoothQuant (Xiao et al. 2023): s_j = max|X_j|^a / max|W_j|^(1-a), a = 0.5, from the calibration sentences;
-      X diag(s)^-1 is quantised per tensor, diag(s) W per output channel. Query/key/value share one s (their common
-      input, as when s is folded into the preceding LayerNorm); here the division is explicit for every Linear.
+      X diag(s)^-1 is quantised per tensor, diag(s) W per output channel. As in the authors' code, s exists only
+      for the 24 Linears reading a LayerNorm output (query/key/value share one s, their common input), where it can
+      be folded into the LayerNorm; here the division is explicit. The other 12 inputs are quantised unsmoothed.
 Sentences: the card fronts of the deck ('## Front' sections, cards/experiments/ left out), evenly spaced over the
 deck, calibration and evaluation sentences disjoint.
 """
@@ -203,23 +205,31 @@ def run(ctx, sentences: int, calibration: int, max_tokens: int, group: int, thre
 
     def act_hook(name, how):
         def h(mod, inp):
-            x = inp[0]
-            m = state["mask"]
-            if how == "tensor" or (how == "smooth" and name not in smooth):
-                return (quant_act(x, m),)
-            if how == "smooth":
-                return (quant_act(x / smooth[name], m),)
-            # LLM.int8(): columns with any |x| >= threshold (in this sentence) stay in floating point
-            big = ((x.abs() * m) >= threshold).any(dim=1, keepdim=True).float()  # (B, 1, C)
+            x = inp[0]  # how: tensor | smooth (a Linear without s is quantised unsmoothed)
+            if how == "smooth" and name in smooth:
+                x = x / smooth[name]  # X diag(s)^-1
+            return (quant_act(x, state["mask"]),)
+        return h
+
+    def decomp_hook(name):
+        """LLM.int8(): replaces the output. X = X_out + X_rest by columns (input features): columns with any
+        |x| >= threshold (in this sentence) times the fp32 weight columns, the rest INT8 times the INT8 weights."""
+        def h(mod, inp, out):
+            x, m = inp[0], state["mask"]  # x (B, T, C_in)
+            big = ((x.abs() * m) >= threshold).any(dim=1, keepdim=True).float()  # (B, 1, C_in)
             kept_cols.append(big.mean().item())
-            return (x * big + quant_act(x * (1 - big), m),)
+            fp = torch.nn.functional.linear(x * big, orig[name])  # outlier columns, weights unquantised
+            return fp + torch.nn.functional.linear(quant_act(x * (1 - big), m), mod.weight, mod.bias)
         return h
 
     def w8a8(how, where):
         for n, m in linears.items():
             w = orig[n] * smooth[n] if how == "smooth" and n in smooth else orig[n]  # diag(s) W: W's input columns
             m.weight.data.copy_(fake_quant(w, 8, "channel"))
-        hooks = [linears[n].register_forward_pre_hook(act_hook(n, how)) for n in where] if how else []
+        if how == "decomp":
+            hooks = [linears[n].register_forward_hook(decomp_hook(n)) for n in where]
+        else:
+            hooks = [linears[n].register_forward_pre_hook(act_hook(n, how)) for n in where] if how else []
         kept_cols.clear()
         r = compare(embed(eval_s))
         for h in hooks:
