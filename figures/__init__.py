@@ -115,7 +115,7 @@ FIGURES: dict[str, Figure] = _registry(
         _measured("run-decoding-sweep", ["llm_decoding"], grid=(2, 1), aspect=0.9, module="measured_decoding"),
         # part 5.2 (serving, issue 12), in measured_serving.py
         _measured("run-quantization", ["quantization"], grid=(2, 1), aspect=0.92, module="measured_serving"),
-        _measured("run-quant-outliers", ["quantization"], grid=(2, 1), aspect=0.95, module="measured_serving"),
+        _measured("run-quant-outliers", ["quantization"], grid=(2, 1), aspect=0.9, module="measured_serving"),
         _measured("run-prefill-decode", ["prefill_decode"], aspect=0.75, module="measured_serving"),
         # part 5.4 (issue 13)
         _measured("run-scaling-mini", ["scaling_mini"], grid=(2, 1), aspect=0.95, module="measured_scaling"),

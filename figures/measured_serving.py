@@ -51,6 +51,9 @@ def run_quant_outliers(axes, data):
     ax.set_xscale("log")
     ax.set(xlabel="input channel, by max |x| (rank)", ylabel="max |x|")
     ax.set_title(f"activation outliers, {o['shown']['width']} channels", fontsize=10)
+    top = max(max(o[k]["sorted_amax"]) for k in ("shown", "control"))
+    low = min(min(o[k]["sorted_amax"]) for k in ("shown", "control"))
+    ax.set_ylim(low / 1.5, top * 30)  # room for the legend above the curves
     ax.legend(fontsize=8.5, loc="upper right")
 
     ax = axes[1]
