@@ -7,8 +7,7 @@ from .measured import _footer, _muted
 
 
 def run_spec_decoding(axes, data):
-    """(1) acceptance rate and tokens per target forward vs k, per draft; (2) measured vs expected speed-up;
-    (3) TV of the first emitted token to the target's p: speculative, direct samples, the draft itself."""
+    """(1) tokens per target forward vs k, per draft, measured and expected; (2) measured vs expected speed-up."""
     d = data["llm_decoding"]
     s = d["spec"]
     drafts = list(s["drafts"])
@@ -20,7 +19,7 @@ def run_spec_decoding(axes, data):
                 label=f"draft {name}: α ≈ {s['drafts'][name]['alpha_mean']:.2f}")
         ax.plot(ks, [r["tokens_theory"] for r in rows], color=f"C{i}", linestyle="--", linewidth=1)
     ax.plot(ks, [k + 1 for k in ks], color=_muted(), linestyle=":", linewidth=1, label="k + 1 (all accepted)")
-    ax.set(xlabel="draft length k", ylabel="tokens / target forward", xticks=ks)
+    ax.set(ylabel="tokens / round", xticks=ks)
     ax.set_title("tokens per round: measured (dots), theory (dashed)", fontsize=9.5)
     ax.legend(fontsize=8, loc="upper left")
 
@@ -32,11 +31,17 @@ def run_spec_decoding(axes, data):
                 label=f"{name}, c = {s['drafts'][name]['c']:.2f}")
         ax.plot(ks, [r["speedup_theory"] for r in rows], color=f"C{i}", linestyle="--", linewidth=1)
     ax.axhline(1, color=_muted(), linewidth=1, linestyle=":")
-    ax.set(xlabel="draft length k", ylabel="speed-up vs target only", xticks=ks)
+    ax.set(xlabel="draft length k", ylabel="speed-up", xticks=ks)
     ax.set_title("wall-clock speed-up (dots), theory (dashed)", fontsize=9.5)
     ax.legend(fontsize=8, loc="best")
 
-    ax = axes[2]
+    t = d["models"]["target"]
+    _footer(axes, d, f"char GPTs, target {t['layers']}x{t['d_model']}, T = 1, batch 1")
+
+
+def run_spec_tv(ax, data):
+    """TV of the first emitted token to the target's p: speculative, direct samples, the draft itself."""
+    d = data["llm_decoding"]
     dist = d["distribution"]
     pre = dist["prefixes"]
     x = np.arange(len(pre))
@@ -49,8 +54,7 @@ def run_spec_decoding(axes, data):
     ax.legend(fontsize=8, loc="upper left")
     ax.set_ylim(top=ax.get_ylim()[1] * 1.45)
     ax.grid(axis="x", visible=False)
-    t = d["models"]["target"]
-    _footer(axes, d, f"char GPTs, target {t['layers']}x{t['d_model']}, T = 1, batch 1")
+    _footer(ax, d, f"char GPTs, target {d['models']['target']['layers']}x{d['models']['target']['d_model']}, T = 1")
 
 
 def _sweep_lines(ax, rows, key):
@@ -60,7 +64,8 @@ def _sweep_lines(ax, rows, key):
         x, y = [r["nll"] for r in rs], [r[key] for r in rs]
         ax.plot(x, y, marker="o", color=color, label=label, markersize=4.5)
         for r, xi, yi in zip(rs, x, y):
-            if kind == "temperature" or r["top_p"] in (min(r2["top_p"] for r2 in rs), 0.9):
+            ends = (rs[0][pkey], rs[-1][pkey])
+            if r[pkey] in ends + (1.0 if kind == "temperature" else 0.9,) and not (kind == "top_p" and r[pkey] == 1.0):
                 ax.annotate(fmt.format(r[pkey]), (xi, yi), textcoords="offset points", fontsize=7, color=color,
                             xytext=(4, -9 if kind == "top_p" else 4))
     for kind, marker, color, label in (("greedy", "*", "C3", "greedy"), ("human", "D", "C2", "held-out text")):
@@ -76,12 +81,12 @@ def run_decoding_sweep(axes, data):
     rows = sw["rows"]
     ax = axes[0]
     _sweep_lines(ax, rows, "distinct_2")
-    ax.set(ylabel="distinct-2 (unique / all)", ylim=(0, 1.05))
+    ax.set(ylabel="distinct-2", ylim=(0, 1.05))
     ax.set_title(f"{sw['prompts']} held-out prompts × {sw['new_tokens']} chars", fontsize=9.5)
     ax.legend(fontsize=8, loc="lower right")
     ax = axes[1]
     _sweep_lines(ax, rows, "repeat_4")
-    ax.set(xlabel="NLL of the samples (nats / char)", ylabel="repeated 4-grams (share)",
+    ax.set(xlabel="NLL of the samples (nats / char)", ylabel="repeated 4-grams",
            ylim=(-0.03, 1.0))
     t = d["models"]["target"]
     _footer(axes, d, f"char GPT {t['layers']}x{t['d_model']} trained on the cards")
