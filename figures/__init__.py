@@ -111,7 +111,8 @@ FIGURES: dict[str, Figure] = _registry(
         _measured("run-cfg-digits", ["cfg_digits"], grid=(2, 1), aspect=0.9),
         _measured("run-cfg-digits-samples", ["cfg_digits"], grid=(2, 1), aspect=1.1),
         # part 5.2 (inference, issue 12), in measured_decoding.py
-        _measured("run-spec-decoding", ["llm_decoding"], grid=(3, 1), aspect=1.1, module="measured_decoding"),
+        _measured("run-spec-decoding", ["llm_decoding"], grid=(2, 1), aspect=1.05, module="measured_decoding"),
+        _measured("run-spec-tv", ["llm_decoding"], aspect=0.7, module="measured_decoding"),
         _measured("run-decoding-sweep", ["llm_decoding"], grid=(2, 1), aspect=0.9, module="measured_decoding"),
         # part 5.2 (serving, issue 12), in measured_serving.py
         _measured("run-quantization", ["quantization"], grid=(2, 1), aspect=0.92, module="measured_serving"),
