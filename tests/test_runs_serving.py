@@ -42,6 +42,11 @@ def test_committed_quantization_data_shows_what_the_cards_say():
     act = d["activation"]["all_inputs"]
     assert act["int8_decomp"]["one_minus_cos_mean"] < 0.2 * act["per_tensor"]["one_minus_cos_mean"]
     assert act["smoothquant"]["one_minus_cos_mean"] > 0.5 * act["per_tensor"]["one_minus_cos_mean"]
+    # the per-tensor gap comes from the FFN output matrices (fc2), whose rows' max |w| differ the most
+    w = d["weight"]["int8_tensor"]["rel_weight_error_per_matrix"]
+    worst = max(range(len(w)), key=w.__getitem__)
+    assert d["linear_names"][worst].endswith("output.dense") and ".attention." not in d["linear_names"][worst]
+    assert d["weight_row_amax_spread"][worst] == max(d["weight_row_amax_spread"])
 
 
 def check_prefill_decode(d: dict) -> None:
@@ -65,3 +70,6 @@ def test_committed_prefill_decode_data_shows_what_the_card_says():
     assert max(rows) >= 32 and d["gpt"]["weight_bytes"] > 64 * 2**20  # weights far beyond the CPU's caches
     # decode's time per step grows far slower than the batch: 16 sequences cost well under 16 single steps
     assert rows[16]["decode_step_s"] < 8 * rows[1]["decode_step_s"], (rows[1], rows[16])
+    # from B=32 on the KV cache read per step outweighs the weights and cannot be shared: per token stops falling
+    assert rows[32]["decode_cache_bytes"] > d["gpt"]["weight_bytes"] > rows[16]["decode_cache_bytes"]
+    assert rows[64]["decode_per_token_s"] > 0.7 * rows[32]["decode_per_token_s"], (rows[32], rows[64])
