@@ -6,30 +6,29 @@ import numpy as np
 from .measured import _footer, _muted
 
 
+def _measured_and_theory(ax, drafts, measured, theory, label):
+    """Per draft, ``measured`` against k as dots on a line and ``theory`` dashed in the same colour; returns the ks."""
+    for i, (name, v) in enumerate(drafts.items()):
+        ks = [r["k"] for r in v["by_k"]]
+        ax.plot(ks, [r[measured] for r in v["by_k"]], marker="o", color=f"C{i}", label=label(name, v))
+        ax.plot(ks, [r[theory] for r in v["by_k"]], color=f"C{i}", linestyle="--", linewidth=1)
+    return ks
+
+
 def run_spec_decoding(axes, data):
     """(1) tokens per target forward vs k, per draft, measured and expected; (2) measured vs expected speed-up."""
     d = data["llm_decoding"]
     s = d["spec"]
-    drafts = list(s["drafts"])
     ax = axes[0]
-    for i, name in enumerate(drafts):
-        rows = s["drafts"][name]["by_k"]
-        ks = [r["k"] for r in rows]
-        ax.plot(ks, [r["tokens_per_target_forward"] for r in rows], marker="o", color=f"C{i}",
-                label=f"draft {name}: α ≈ {s['drafts'][name]['alpha_mean']:.2f}")
-        ax.plot(ks, [r["tokens_theory"] for r in rows], color=f"C{i}", linestyle="--", linewidth=1)
+    ks = _measured_and_theory(ax, s["drafts"], "tokens_per_target_forward", "tokens_theory",
+                              lambda name, v: f"draft {name}: α ≈ {v['alpha_mean']:.2f}")
     ax.plot(ks, [k + 1 for k in ks], color=_muted(), linestyle=":", linewidth=1, label="k + 1 (all accepted)")
     ax.set(ylabel="tokens / round", xticks=ks)
     ax.set_title("tokens per round: measured (dots), theory (dashed)", fontsize=9.5)
     ax.legend(fontsize=8, loc="upper left")
 
     ax = axes[1]
-    for i, name in enumerate(drafts):
-        rows = s["drafts"][name]["by_k"]
-        ks = [r["k"] for r in rows]
-        ax.plot(ks, [r["speedup"] for r in rows], marker="o", color=f"C{i}",
-                label=f"{name}, c = {s['drafts'][name]['c']:.2f}")
-        ax.plot(ks, [r["speedup_theory"] for r in rows], color=f"C{i}", linestyle="--", linewidth=1)
+    _measured_and_theory(ax, s["drafts"], "speedup", "speedup_theory", lambda name, v: f"{name}, c = {v['c']:.2f}")
     ax.axhline(1, color=_muted(), linewidth=1, linestyle=":")
     ax.set(xlabel="draft length k", ylabel="speed-up", xticks=ks)
     ax.set_title("wall-clock speed-up (dots), theory (dashed)", fontsize=9.5)
