@@ -26,7 +26,7 @@ from .installed import version
 from .theme import DARK_BACKGROUND, LIGHT_BACKGROUND, VARIANTS
 
 # Bump when render_figure changes how it draws or saves (the themes and sizes below are hashed on their own).
-FIGURE_REVISION = "1"
+FIGURE_REVISION = "2"
 
 # Phones show cards 360-430 CSS px wide; 4.0 in at 200 dpi gives 800 px, sharp at 2x.
 WIDTH_IN = 4.0
@@ -34,6 +34,8 @@ DPI = 200
 
 # A module with this name next to a plot module is shared by all of that package's plots (colours, helpers).
 STYLE_MODULE = "style"
+# zlib level of the PNGs: 6 (the default) compresses a plot's flat colours 4% better than 3 for 40% more time.
+PNG_COMPRESS_LEVEL = 3
 PARALLEL_FIGURES = 8  # below this many images to draw, starting worker processes (matplotlib each) costs more
 
 _FONT_SIZES = {
@@ -343,7 +345,9 @@ def _apply_layout(figure, layout: Layout) -> bool:
     for text, position in zip(labels, layout.labels):
         if text is not None:
             text.set_position(position)
-    figure.set_layout_engine("none")
+    # None, not "none": "none" leaves a placeholder engine, for which every draw first runs a whole draw with
+    # rendering disabled (to let the engine lay the figure out), here for nothing.
+    figure.set_layout_engine(None)
     return True
 
 
@@ -377,18 +381,31 @@ def render_figure(project_root: Path, name: str, fig: Figure, variant: str, out_
             error.add_note(f"while drawing figure {name!r} ({variant}) with {fig.plot}")
             raise
         reused = layout is not None and _apply_layout(figure, layout)
+        # One draw (the layout engine, if any, runs inside it). savefig would first draw the figure once more with
+        # rendering disabled, only to run the layout engine.
+        figure.canvas.draw()
+        image = _opaque_image(figure.canvas)
         fd, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.stem}-", suffix=".tmp")
         try:
             os.fchmod(fd, 0o644)  # mkstemp's 0600 would make the cached PNG private to this user
             with os.fdopen(fd, "wb") as tmp_file:
-                # Opaque (savefig.facecolor is the theme background) and without a version stamp, so that the
-                # same inputs give the same bytes.
-                figure.savefig(tmp_file, format="png", dpi=DPI, metadata={"Software": None})
+                # No text chunks (no version stamp), so that the same inputs give the same bytes.
+                image.save(tmp_file, format="png", compress_level=PNG_COMPRESS_LEVEL)
             os.replace(tmp_name, out_path)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
         return layout if reused else _layout_of(figure)
+
+
+def _opaque_image(canvas):
+    """The canvas as a PIL image: RGB where every pixel is opaque (the theme's background is: a quarter less to
+    compress, and smaller files), RGBA where a plot made part of the figure transparent."""
+    from PIL import Image
+
+    width, height = canvas.get_width_height(physical=True)
+    image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+    return image.convert("RGB") if image.getextrema()[3] == (255, 255) else image
 
 
 def _put_first_on_path(project_root: Path) -> None:

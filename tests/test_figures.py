@@ -105,6 +105,59 @@ def test_dark_variant_drawn_with_the_light_layout_equals_one_drawn_alone(registr
     assert alone.read_bytes() == paths[name, "dark"].read_bytes()
 
 
+def _drawn_by_savefig(fig, variant, path):
+    """The figure as matplotlib's own savefig writes it (the reference for render_figure's one-draw PNG)."""
+    import importlib
+
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure as MplFigure
+
+    module, function = fig.plot.split(":")
+    plot = getattr(importlib.import_module(module), function)
+    data = {p.stem: engine._load_data(p) for p in engine._data_files(engine._plot_module_file(ROOT, fig), fig)}
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()
+        matplotlib.rcParams.update(engine.THEMES[variant])
+        figure = MplFigure(figsize=(engine.WIDTH_IN, engine.WIDTH_IN * fig.aspect), dpi=engine.DPI,
+                           layout="constrained")
+        FigureCanvasAgg(figure)
+        plot(figure.subplots(*fig.grid, squeeze=True), data)
+        figure.savefig(path, format="png", dpi=engine.DPI)
+
+
+@pytest.mark.parametrize("name", LAYOUT_SAMPLES)
+def test_a_figure_png_has_the_pixels_savefig_draws_in_rgb(registry, rendered, tmp_path, name):
+    """render_figure draws once and writes RGB (the figures are opaque); savefig draws twice and writes RGBA.
+    Both variants (the dark one drawn with the light one's layout) must have savefig's pixels."""
+    _, paths = rendered
+    for variant in engine.VARIANTS:
+        reference = tmp_path / f"{variant}.png"
+        _drawn_by_savefig(registry[name], variant, reference)
+        ours, theirs = imread(paths[name, variant]), imread(reference)
+        assert paths[name, variant].read_bytes()[25] == 2, "an opaque figure is written as an RGB PNG"
+        assert ours.shape[2] == 3 and theirs.shape[2] == 4 and (theirs[..., 3] == 1).all()
+        assert np.array_equal(ours, theirs[..., :3]), f"{name} ({variant}) differs from savefig's pixels"
+
+
+def test_a_figure_made_transparent_keeps_its_alpha(tmp_path):
+    package = tmp_path / "project" / "seefigs"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        'from ankideck import Figure\nFIGURES = {"glass": Figure("seefigs.plots:glass")}\n')
+    (package / "plots.py").write_text(textwrap.dedent("""
+        def glass(ax, data):
+            ax.plot([0, 1], [0, 1])
+            ax.figure.patch.set_alpha(0.0)
+            ax.patch.set_alpha(0.0)
+        """))
+    project = package.parent
+    registry = engine.load_registry(project, "seefigs")
+    engine.render_figure(project, "glass", registry["glass"], "light", tmp_path / "glass.png")
+    image = imread(tmp_path / "glass.png")
+    assert image.shape[2] == 4 and image[..., 3].min() == 0, "transparent pixels stay transparent"
+
+
 def test_registry_and_cached_lookups_do_not_import_matplotlib(rendered):
     cache, _ = rendered
     script = textwrap.dedent(
