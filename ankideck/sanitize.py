@@ -9,6 +9,10 @@ and code renderers and the figures produce, nothing else). Two passes share that
 - the clean: nh3 (the ammonia sanitiser) rebuilds the field from the allow-list, so that whatever the report might
   miss (a browser parses HTML more leniently than any tokenizer) never reaches Anki either.
 
+Both are skipped for a field that one pass over its tags (``_glance``) finds allowed and already in the form nh3
+would write it in (Markdown's own output, nearly every field): the report would find nothing, and nh3 would return
+the field unchanged.
+
 HTML ``<img>`` tags go through the same media resolution as Markdown images: a relative ``src`` becomes a media
 reference the build resolves (and checks) like ``![alt](path)``; a remote one is refused.
 
@@ -121,27 +125,72 @@ _NH3_ATTRIBUTES = {tag: set(attributes) for tag, attributes in ALLOWED.items()}
 _NH3_SCHEMES = set(LINK_SCHEMES) | {PLACEHOLDER.partition(":")[0]}
 
 
-def _allowed_at_a_glance(field: str, refs: int) -> bool:
-    """Whether every '<' of ``field`` starts a plain tag whose name, attributes and values the allow-list allows,
-    every image being one of the ``refs`` media references already: then the report has nothing to say and the
-    clean would keep every attribute as it is (most fields; the tokenizer and nh3's calls back into Python are the
-    slow part of a cold build)."""
-    tags = 0
+# The verdicts of _glance, cheapest first to act on.
+NEEDS_REPORT, NEEDS_CLEAN, CLEAN = 0, 1, 2
+
+VOID_TAGS = frozenset({"br", "hr", "img"})
+PHRASING_TAGS = frozenset({"em", "strong", "b", "i", "u", "s", "del", "ins", "mark", "small", "sup", "sub", "kbd",
+                           "code", "span", "a", "img", "br"})
+ONLY_PHRASING_INSIDE = PHRASING_TAGS | {"p", "h1", "h2", "h3", "h4", "h5", "h6", "dt"}
+PARENTS = {"thead": {"table"}, "tbody": {"table"}, "tr": {"thead", "tbody"}, "th": {"tr"}, "td": {"tr"},
+           "li": {"ul", "ol"}, "dt": {"dl"}, "dd": {"dl"}}
+# Table parts hold only their own children; anything else (text too, but whitespace) a browser moves out.
+CHILDREN = {"table": {"thead", "tbody"}, "thead": {"tr"}, "tbody": {"tr"}, "tr": {"th", "td"}}
+# A tag, text and an attribute value exactly as nh3 (html5ever's serialiser) writes them: single spaces, every value
+# double-quoted, only the entities it writes itself, no character it would replace or escape.
+CANONICAL_TAG_RE = re.compile(r'</?[a-z][a-z0-9]*(?: [a-z][a-z0-9-]*="(?:[^"<>&\xa0]|&(?:amp|quot);)*")*>')
+CANONICAL_TEXT_RE = re.compile(r"(?:[^&<>\xa0\x00-\x08\x0b-\x1f\x7f]|&(?:amp|lt|gt);)*")
+
+
+def _glance(field: str, refs: int) -> int:
+    """How much of the sanitiser ``field`` needs, judged in one pass over its tags:
+
+    - NEEDS_REPORT: something may be outside the allow-list: the tokenizer must report it, nh3 must clean it;
+    - NEEDS_CLEAN: every '<' starts a plain tag whose name, attributes and values the allow-list allows, every image
+      being one of the ``refs`` media references already (nh3 would keep every attribute as it is);
+    - CLEAN: besides, every tag, text and value is written as nh3 writes it, and the tags nest the way an HTML parser
+      keeps them (balanced, no block inside a paragraph or a phrase, table parts and list items in their parents):
+      nh3 would return the field unchanged (tests/test_sanitize.py checks that on every field of the deck and on
+      generated ones). Markdown's own output is: most fields; nh3 and the tokenizer are the costly part of a cold
+      build.
+    """
+    tags, clean, stack, position = 0, True, [], 0  # clean: nothing nh3 would change so far
     for match in TAG_RE.finditer(field):
         tags += 1
-        if match.group(0)[1] == "/":
+        text, tag = match.group(0), match.group(1)
+        if clean:
+            before = field[position:match.start()]
+            clean = CANONICAL_TEXT_RE.fullmatch(before) is not None and CANONICAL_TAG_RE.fullmatch(text) is not None \
+                and not (before and stack and stack[-1] in CHILDREN and not before.isspace())
+            position = match.end()
+        if text[1] == "/":
+            if clean:
+                clean = bool(stack) and stack.pop() == tag
             continue  # end tags carry nothing to judge
-        if match.group(1) == "img":
+        if tag == "img":
             for name, value in ATTRIBUTE_RE.findall(match.group(2)):
                 if name == "src":
                     reference = PLACEHOLDER_RE.fullmatch(html.unescape(value))
                     if reference is None or int(reference.group(1)) >= refs:
-                        return False
+                        return NEEDS_REPORT
                 elif not _attribute_allowed("img", name, value):
-                    return False
-        elif not _tag_allowed(match.group(0), match.group(1), match.group(2)):
-            return False
-    return tags == field.count("<")  # anything else that looks like markup: let the tokenizer judge it
+                    return NEEDS_REPORT
+        elif not _tag_allowed(text, tag, match.group(2)):
+            return NEEDS_REPORT
+        if clean:
+            parent = stack[-1] if stack else None
+            clean = not (parent in ONLY_PHRASING_INSIDE and tag not in PHRASING_TAGS) \
+                and (tag not in PARENTS or parent in PARENTS[tag]) \
+                and (parent not in CHILDREN or tag in CHILDREN[parent]) \
+                and not (tag == "a" and "a" in stack) \
+                and not (tag == "pre" and field.startswith("\n", match.end()))  # a parser drops that newline
+            if tag not in VOID_TAGS:
+                stack.append(tag)
+    if tags != field.count("<"):
+        return NEEDS_REPORT  # anything else that looks like markup: let the tokenizer judge it
+    if clean and not stack and CANONICAL_TEXT_RE.fullmatch(field, position) is not None:
+        return CLEAN
+    return NEEDS_CLEAN
 
 
 @lru_cache(maxsize=4096)
@@ -157,9 +206,12 @@ def _attribute_allowed(tag: str, name: str, value: str) -> bool:
 
 def sanitize(rendered: Rendered) -> Rendered:
     """The field, cleaned to the allow-list, with a problem for each thing removed and HTML images as media refs."""
+    verdict = _glance(rendered.html, len(rendered.refs))
+    if verdict == CLEAN:  # allowed, and nh3 would return it unchanged
+        return Rendered(rendered.html, list(rendered.refs), list(rendered.problems))
     import nh3
 
-    at_a_glance = _allowed_at_a_glance(rendered.html, len(rendered.refs))
+    at_a_glance = verdict == NEEDS_CLEAN
     found: list[tuple[str, str]] = []
     if not at_a_glance:
         report = _Report()

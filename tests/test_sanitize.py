@@ -92,3 +92,104 @@ def test_the_real_deck_renders_with_no_problem():
 
     plan = gather(load_config(ROOT), now=0)
     assert len(plan.notes) > 300
+
+
+# --- the fast path: a field nh3 would return unchanged is not passed to it ----------------------------------------
+
+def _nh3_clean(field: str) -> str:
+    """nh3 with the sanitiser's allow-list (the clean it skips for a field judged CLEAN)."""
+    import nh3
+
+    from ankideck import sanitize as module
+
+    return nh3.clean(field, tags=module._NH3_TAGS, clean_content_tags=module._NH3_DROPPED,
+                     attributes=module._NH3_ATTRIBUTES, url_schemes=module._NH3_SCHEMES, link_rel=None,
+                     strip_comments=True)
+
+
+def _generated_fields(seed: int, count: int) -> list[str]:
+    """Random fields of allowed tags (with their attributes), nested every way, valid or not, around text with
+    the characters and entities an HTML serialiser rewrites."""
+    import random
+
+    rng = random.Random(seed)
+    tags = ["p", "em", "strong", "code", "span", "a", "ul", "ol", "li", "table", "thead", "tbody", "tr", "th", "td",
+            "pre", "div", "blockquote", "h2", "br", "hr", "img", "dl", "dt", "dd", "sup", "b"]
+    texts = ["x", " ", "\n", "a &amp; b", "&lt;", "&gt;", ">", "&quot;", '"', "&#39;", "\xa0", "&copy;", "\t",
+             "\r", "\x0c", "&", "\n\n", "é 中"]
+    attributes = {
+        "span": ['', ' class="n"', ' class="arithmatex"', ' class="n"  '],
+        "a": [' href="https://x.org/?a=1&amp;b=2"', ' title="t&quot;q"', ' href="https://x" title="a&lt;b"', ''],
+        "code": ['', ' class="language-python"'],
+        "div": [' class="codehilite"', ' class="arithmatex"'],
+        "img": [' src="ankideck-media:0"', ' src="ankideck-media:0" alt="a&gt;b"', ' alt="" src="ankideck-media:0"'],
+        "td": ['', ' style="text-align: left;"', ' align="center"'],
+        "ol": ['', ' start="3"'],
+    }
+
+    def field(depth: int) -> str:
+        parts = []
+        for _ in range(rng.randint(0, 4)):
+            if rng.random() < 0.35 or depth > 4:
+                parts.append(rng.choice(texts))
+                continue
+            tag = rng.choice(tags)
+            start = f"<{tag}{rng.choice(attributes.get(tag, ['']))}>"
+            if tag in ("br", "hr", "img"):
+                parts.append(start)
+            else:
+                parts.append(start + field(depth + 1) + (f"</{tag}>" if rng.random() > 0.05 else ""))
+        return "".join(parts)
+
+    return [field(0) for _ in range(count)]
+
+
+def test_a_field_judged_clean_is_one_nh3_returns_unchanged():
+    """Generated fields: wherever the one-pass judgement skips nh3, nh3 would have returned the field as it is.
+    The fields it must not skip are there too (a tr outside tbody, a block in a paragraph, text in a table, an
+    unclosed tag, a no-break space, a newline after <pre>...)."""
+    from ankideck.sanitize import CLEAN, _glance
+
+    fields = _generated_fields(seed=15, count=20_000)
+    judged_clean = [field for field in fields if _glance(field, 1) == CLEAN]
+    assert 0.2 * len(fields) < len(judged_clean) < 0.5 * len(fields), "both kinds must be well represented"
+    wrong = [field for field in judged_clean if _nh3_clean(field) != field]
+    assert wrong == [], wrong[:5]
+
+
+@pytest.mark.parametrize("field", [
+    "<p><b>bold</p>",                                 # unclosed: would run on into the rest of the card
+    "<p>a<div class=\"arithmatex\">x</div></p>",      # a block inside a paragraph
+    "<table><tr><td>1</td></tr></table>",             # no tbody
+    "<p>a\xa0b</p>",                                  # a no-break space (nh3 writes &nbsp;)
+    "<p>&copy; x</p>",                                # an entity nh3 writes as its character
+    "<p><em>x</p></em>",                              # crossed
+])
+def test_a_field_nh3_would_change_is_still_cleaned(field):
+    from ankideck.sanitize import CLEAN, _glance
+
+    assert _glance(field, 0) != CLEAN
+    assert sanitize(Rendered(field)).html == _nh3_clean(field)
+
+
+def test_every_field_of_the_deck_skips_nh3_and_nh3_would_not_change_it():
+    """The renderer's own HTML, over every real card: judged CLEAN (the fast path is taken; if a renderer change
+    stopped that, cold builds would silently slow down) and returned unchanged by nh3."""
+    from ankideck.compile import _start_renderer
+    from ankideck import compile as compile_module
+    from ankideck.errors import Problems
+    from ankideck.parse import parse_text
+    from ankideck.sanitize import CLEAN, _glance
+    from tests.conftest import ROOT
+
+    _start_renderer()
+    judged, wrong = [], []
+    for path in sorted((ROOT / "cards").rglob("*.md")):
+        for card in parse_text(path.read_text("utf-8"), path.name, "Deck", Problems()):
+            for section in card.sections.values():
+                rendered = compile_module._renderer.render(section.text, card.kind == "cloze")
+                judged.append(_glance(rendered.html, len(rendered.refs)) == CLEAN)
+                if judged[-1] and _nh3_clean(rendered.html) != rendered.html:
+                    wrong.append(rendered.html)
+    assert len(judged) > 1000 and sum(judged) >= 0.99 * len(judged)
+    assert wrong == [], wrong[:3]
