@@ -5,7 +5,7 @@ import html
 from functools import lru_cache
 
 from pygments.lexers import get_lexer_by_name
-from pygments.token import STANDARD_TYPES
+from pygments.token import STANDARD_TYPES, Whitespace
 from pygments.util import ClassNotFound
 
 from .cloze import DELETION_RE
@@ -22,6 +22,9 @@ def _lexer(language: str):
 
 @lru_cache(maxsize=None)
 def _css_class(token_type) -> str:
+    """The class of a token's span; "" (no span) for whitespace, whose class only sets a colour."""
+    if token_type in Whitespace:
+        return ""
     while token_type not in STANDARD_TYPES:
         token_type = token_type.parent
     return STANDARD_TYPES[token_type]
@@ -52,22 +55,36 @@ def highlight(code: str, language: str) -> tuple[str, bool]:
 
     tokens = lexer.get_tokens(text) if lexer is not None else [(None, text)]
     out: list[str] = []
+    run_css, run = "", []  # the open run of text of one class: one span for it (fewer spans, the same colours)
+
+    def close_run() -> None:
+        if run:
+            escaped = html.escape("".join(run), quote=False)
+            out.append(f'<span class="{run_css}">{escaped}</span>' if run_css else escaped)
+            run.clear()
+
     cuts = sorted(inserts)
     cut_index = 0
     start = 0
     for token_type, value in tokens:
+        # Whitespace needs no colour (pygments' class for it only sets one): plain text, like Text.
         css = _css_class(token_type) if token_type is not None else ""
         end = start + len(value)
         while value:
             # Emit markers due at ``start``, then the part of the token up to the next marker.
-            while cut_index < len(cuts) and cuts[cut_index] <= start:
-                out.extend(inserts[cuts[cut_index]])
-                cut_index += 1
+            if cut_index < len(cuts) and cuts[cut_index] <= start:
+                close_run()
+                while cut_index < len(cuts) and cuts[cut_index] <= start:
+                    out.extend(inserts[cuts[cut_index]])
+                    cut_index += 1
             limit = cuts[cut_index] if cut_index < len(cuts) and cuts[cut_index] < end else end
             chunk, value = value[:limit - start], value[limit - start:]
-            escaped = html.escape(chunk, quote=False)
-            out.append(f'<span class="{css}">{escaped}</span>' if css else escaped)
+            if css != run_css:
+                close_run()
+                run_css = css
+            run.append(chunk)
             start = limit
+    close_run()
     for cut in cuts[cut_index:]:
         out.extend(inserts[cut])
     return "".join(out), lexer is not None
