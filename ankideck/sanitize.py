@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import html
 import re
-from functools import lru_cache
 from html.parser import HTMLParser
 from urllib.parse import unquote
 
@@ -139,6 +138,10 @@ CHILDREN = {"table": {"thead", "tbody"}, "thead": {"tr"}, "tbody": {"tr"}, "tr":
 # A tag, text and an attribute value exactly as nh3 (html5ever's serialiser) writes them: single spaces, every value
 # double-quoted, only the entities it writes itself, no character it would replace or escape.
 CANONICAL_TAG_RE = re.compile(r'</?[a-z][a-z0-9]*(?: [a-z][a-z0-9-]*="(?:[^"<>&\xa0]|&(?:amp|quot);)*")*>')
+EMPTY_CODE_BLOCK = '<div class="codehilite"><pre><code></code></pre></div>'
+CODE_BLOCK_RE = re.compile(  # possessive: linear time whatever the block holds
+    '<div class="codehilite"><pre><code(?: class="language-[A-Za-z0-9_+#.-]+")?>'
+    '(?:[^<]++|<span class="(?:%s)">[^<]*+</span>)*+</code></pre></div>' % "|".join(sorted(PYGMENTS_CLASSES)))
 CANONICAL_TEXT_RE = re.compile(r"(?:[^&<>\xa0\x00-\x08\x0b-\x1f\x7f]|&(?:amp|lt|gt);)*")
 
 
@@ -154,19 +157,23 @@ def _glance(field: str, refs: int) -> int:
       generated ones). Markdown's own output is: most fields; nh3 and the tokenizer are the costly part of a cold
       build.
     """
-    tags, clean, stack, position = 0, True, [], 0  # clean: nothing nh3 would change so far
+    # The text between the tags, at once (a space for each tag: it cannot complete an entity split by one).
+    clean = CANONICAL_TEXT_RE.fullmatch(TAG_RE.sub(" ", field)) is not None  # nothing nh3 would change so far
+    # A code block as the highlighter writes it (only token spans holding text inside) is judged as an empty one:
+    # its dozens of spans are allowed, in nh3's form and balanced; they need no pass through the loop below.
+    field = CODE_BLOCK_RE.sub(EMPTY_CODE_BLOCK, field)
+    tags, stack, position = 0, [], 0
     for match in TAG_RE.finditer(field):
         tags += 1
-        text, tag = match.group(0), match.group(1)
-        if clean:
+        text = match.group(0)
+        tag, closing, allowed, canonical = _TAGS.get(text) or _tag(text, match.group(1), match.group(2))
+        if clean and stack and stack[-1] in CHILDREN:
             before = field[position:match.start()]
-            clean = CANONICAL_TEXT_RE.fullmatch(before) is not None and CANONICAL_TAG_RE.fullmatch(text) is not None \
-                and not (before and stack and stack[-1] in CHILDREN and not before.isspace())
-            position = match.end()
-        if text[1] == "/":
-            if clean:
-                clean = bool(stack) and stack.pop() == tag
-            continue  # end tags carry nothing to judge
+            clean = not before or before.isspace()
+        position = match.end()
+        if closing:  # end tags carry nothing to judge
+            clean = clean and canonical and bool(stack) and stack.pop() == tag
+            continue
         if tag == "img":
             for name, value in ATTRIBUTE_RE.findall(match.group(2)):
                 if name == "src":
@@ -175,29 +182,34 @@ def _glance(field: str, refs: int) -> int:
                         return NEEDS_REPORT
                 elif not _attribute_allowed("img", name, value):
                     return NEEDS_REPORT
-        elif not _tag_allowed(text, tag, match.group(2)):
+        elif not allowed:
             return NEEDS_REPORT
         if clean:
             parent = stack[-1] if stack else None
-            clean = not (parent in ONLY_PHRASING_INSIDE and tag not in PHRASING_TAGS) \
+            clean = canonical and not (parent in ONLY_PHRASING_INSIDE and tag not in PHRASING_TAGS) \
                 and (tag not in PARENTS or parent in PARENTS[tag]) \
                 and (parent not in CHILDREN or tag in CHILDREN[parent]) \
                 and not (tag == "a" and "a" in stack) \
-                and not (tag == "pre" and field.startswith("\n", match.end()))  # a parser drops that newline
+                and not (tag == "pre" and field.startswith("\n", position))  # a parser drops that newline
             if tag not in VOID_TAGS:
                 stack.append(tag)
     if tags != field.count("<"):
         return NEEDS_REPORT  # anything else that looks like markup: let the tokenizer judge it
-    if clean and not stack and CANONICAL_TEXT_RE.fullmatch(field, position) is not None:
-        return CLEAN
-    return NEEDS_CLEAN
+    return CLEAN if clean and not stack else NEEDS_CLEAN
 
 
-@lru_cache(maxsize=4096)
-def _tag_allowed(text: str, tag: str, attributes: str) -> bool:
-    """A start tag other than <img> (``text``: the whole tag, the cache key: the same tags recur in every field)."""
-    return tag in ALLOWED and all(_attribute_allowed(tag, name, value)
-                                  for name, value in ATTRIBUTE_RE.findall(attributes))
+_TAGS: dict[str, tuple[str, bool, bool, bool]] = {}  # a tag's text -> _tag's verdict (the same tags recur)
+
+
+def _tag(text: str, tag: str, attributes: str) -> tuple[str, bool, bool, bool]:
+    """(name, whether an end tag, whether allowed (an <img>'s src is judged apart), whether in nh3's form)."""
+    closing = text[1] == "/"
+    allowed = closing or tag == "img" or (
+        tag in ALLOWED and all(_attribute_allowed(tag, name, value) for name, value in ATTRIBUTE_RE.findall(attributes)))
+    verdict = (tag, closing, allowed, CANONICAL_TAG_RE.fullmatch(text) is not None)
+    if len(_TAGS) < 4096:
+        _TAGS[text] = verdict
+    return verdict
 
 
 def _attribute_allowed(tag: str, name: str, value: str) -> bool:
