@@ -8,7 +8,6 @@ from pygments.lexers import get_lexer_by_name
 from pygments.token import STANDARD_TYPES, Whitespace
 from pygments.util import ClassNotFound
 
-from . import lexing
 from .cloze import DELETION_RE
 
 
@@ -54,7 +53,7 @@ def highlight(code: str, language: str) -> tuple[str, bool]:
     plain.append(code[position:])
     text = "".join(plain)
 
-    tokens = lexing.tokens(lexer, text) if lexer is not None else [(None, text)]
+    tokens = lexer.get_tokens(text) if lexer is not None else [(None, text)]
     out: list[str] = []
     run_css, run = "", []  # the open run of text of one class: one span for it (fewer spans, the same colours)
 

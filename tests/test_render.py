@@ -163,34 +163,3 @@ def test_a_longer_fence_holds_a_shorter_one_and_dollars(tmp_path):
     html = Renderer().render(cards[0].text("Back")).html
     assert html.count('<div class="codehilite">') == 1 and "```" in html and "$$</code>" in html
 
-
-def _code_samples() -> list[str]:
-    """Every fenced block of the deck, this engine's Python sources and some of the standard library's."""
-    import inspect
-    import re
-    import tokenize as stdlib_sample
-
-    from tests.conftest import ROOT
-
-    fence = re.compile(r"^```\w*\n(.*?)^```", re.M | re.S)
-    samples = [block for path in sorted((ROOT / "cards").rglob("*.md")) for block in fence.findall(path.read_text())]
-    samples += [path.read_text() for path in sorted((ROOT / "ankideck").glob("*.py"))]
-    samples += [inspect.getsource(module) for module in (stdlib_sample, inspect, re)]
-    return samples
-
-
-@pytest.mark.parametrize("language", ["python", "javascript", "sql", "toml", "bash", "json"])
-def test_the_joined_lexer_gives_pygments_own_tokens(language):
-    """lexing.tokens joins each state's rules into one pattern; the tokens must be pygments' own, for the
-    languages it joins (python, javascript, sql, toml) and the ones it leaves to pygments (bash: backreferences;
-    json: its own lexing loop)."""
-    from pygments.lexers import get_lexer_by_name
-
-    from ankideck import lexing
-
-    lexer = get_lexer_by_name(language, stripnl=False, ensurenl=False)
-    assert (lexing._joined_states(lexer) is not None) == (language not in ("bash", "json"))
-    samples = _code_samples()
-    assert len(samples) > 80
-    for text in samples:
-        assert list(lexing.tokens(lexer, text)) == list(lexer.get_tokens(text))
