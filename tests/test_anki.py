@@ -176,3 +176,44 @@ def test_the_real_deck_imports_with_no_missing_media(tmp_path, collection):
     for entry in collection.models.all_names_and_ids():
         if entry.name.startswith("ankideck"):
             assert list(collection.media.extract_static_media_files(entry.id)) == [], entry.name
+
+
+def test_the_package_holds_the_rows_genanki_notes_would_write(tmp_path, monkeypatch):
+    """package.NoteRows writes a note's rows itself (genanki's Note objects were a third of an edit-one rebuild):
+    every row of the real deck's notes, cards and col tables must be the one a genanki.Note with the note's mod
+    time writes, ids and order included."""
+    import sqlite3
+    import zipfile
+
+    import genanki
+
+    from ankideck import gather, package
+    from tests.conftest import ROOT
+
+    class TimedNote(genanki.Note):  # the reference: genanki's own note, stamped with the note's mod time
+        def __init__(self, mod, **kwargs):
+            super().__init__(**kwargs)
+            self.mod = mod
+
+        def write_to_db(self, cursor, timestamp, deck_id, id_gen):
+            super().write_to_db(cursor, self.mod, deck_id, id_gen)
+
+        def _check_invalid_html_tags_in_fields(self):
+            pass
+
+    def tables(apkg: Path) -> dict[str, list]:
+        with zipfile.ZipFile(apkg) as archive:
+            archive.extract("collection.anki2", apkg.parent / apkg.stem)
+        with sqlite3.connect(apkg.parent / apkg.stem / "collection.anki2") as db:
+            return {table: db.execute(f"select * from {table} order by id").fetchall()
+                    for table in ("notes", "cards", "col")}
+
+    plan = gather(load_config(ROOT), now=2_000_000_000)
+    package.write_package(plan, {}, tmp_path / "rows.apkg")
+    monkeypatch.setattr(package, "NoteRows", lambda model, fields, guid, tags, mod: TimedNote(
+        mod, model=model, fields=fields, guid=guid, tags=tags))
+    package.write_package(plan, {}, tmp_path / "genanki.apkg")
+    ours, theirs = tables(tmp_path / "rows.apkg"), tables(tmp_path / "genanki.apkg")
+    assert len(ours["notes"]) == len(plan.notes) and len(ours["cards"]) > len(plan.notes)
+    for table in ("notes", "cards", "col"):
+        assert ours[table] == theirs[table], table
