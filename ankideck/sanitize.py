@@ -204,8 +204,8 @@ _TAGS: dict[str, tuple[str, bool, bool, bool]] = {}  # a tag's text -> _tag's ve
 def _tag(text: str, tag: str, attributes: str) -> tuple[str, bool, bool, bool]:
     """(name, whether an end tag, whether allowed (an <img>'s src is judged apart), whether in nh3's form)."""
     closing = text[1] == "/"
-    allowed = closing or tag == "img" or (
-        tag in ALLOWED and all(_attribute_allowed(tag, name, value) for name, value in ATTRIBUTE_RE.findall(attributes)))
+    allowed = closing or tag == "img" or (tag in ALLOWED and all(
+        _attribute_allowed(tag, name, value) for name, value in ATTRIBUTE_RE.findall(attributes)))
     verdict = (tag, closing, allowed, CANONICAL_TAG_RE.fullmatch(text) is not None)
     if len(_TAGS) < 4096:
         _TAGS[text] = verdict

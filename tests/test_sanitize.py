@@ -196,8 +196,8 @@ def test_a_field_nh3_would_change_is_still_cleaned(field):
 def test_every_field_of_the_deck_skips_nh3_and_nh3_would_not_change_it():
     """The renderer's own HTML, over every real card: judged CLEAN (the fast path is taken; if a renderer change
     stopped that, cold builds would silently slow down) and returned unchanged by nh3."""
-    from ankideck.compile import _start_renderer
     from ankideck import compile as compile_module
+    from ankideck.compile import _start_renderer
     from ankideck.errors import Problems
     from ankideck.parse import parse_text
     from ankideck.sanitize import CLEAN, _glance
