@@ -140,19 +140,23 @@ def test_a_figure_png_has_the_pixels_savefig_draws_in_rgb(registry, rendered, tm
         assert np.array_equal(ours, theirs[..., :3]), f"{name} ({variant}) differs from savefig's pixels"
 
 
-def test_a_figure_made_transparent_keeps_its_alpha(tmp_path):
-    package = tmp_path / "project" / "seefigs"
+def _one_figure_project(root, package_name: str, name: str, plot_source: str):
+    """A project whose package ``package_name`` registers one figure ``name``, drawn by ``plots.<name>``."""
+    package = root / "project" / package_name
     package.mkdir(parents=True)
     (package / "__init__.py").write_text(
-        'from ankideck import Figure\nFIGURES = {"glass": Figure("seefigs.plots:glass")}\n')
-    (package / "plots.py").write_text(textwrap.dedent("""
+        f'from ankideck import Figure\nFIGURES = {{"{name}": Figure("{package_name}.plots:{name}")}}\n')
+    (package / "plots.py").write_text(textwrap.dedent(plot_source))
+    return package.parent, engine.load_registry(package.parent, package_name)
+
+
+def test_a_figure_made_transparent_keeps_its_alpha(tmp_path):
+    project, registry = _one_figure_project(tmp_path, "seefigs", "glass", """
         def glass(ax, data):
             ax.plot([0, 1], [0, 1])
             ax.figure.patch.set_alpha(0.0)
             ax.patch.set_alpha(0.0)
-        """))
-    project = package.parent
-    registry = engine.load_registry(project, "seefigs")
+        """)
     engine.render_figure(project, "glass", registry["glass"], "light", tmp_path / "glass.png")
     image = imread(tmp_path / "glass.png")
     assert image.shape[2] == 4 and image[..., 3].min() == 0, "transparent pixels stay transparent"
@@ -272,11 +276,7 @@ def test_changed_plot_module_changes_the_key(tiny_project):
 
 def test_a_plot_that_differs_per_variant_gets_its_own_layout(tmp_path):
     """The layout is reused only when the variants have the same parts: here the dark one has two axes."""
-    package = tmp_path / "project" / "varfigs"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text(
-        'from ankideck import Figure\nFIGURES = {"odd": Figure("varfigs.plots:odd")}\n')
-    (package / "plots.py").write_text(textwrap.dedent("""
+    project, registry = _one_figure_project(tmp_path, "varfigs", "odd", """
         import matplotlib as mpl
         from ankideck.theme import LIGHT_BACKGROUND as LIGHT
 
@@ -284,9 +284,7 @@ def test_a_plot_that_differs_per_variant_gets_its_own_layout(tmp_path):
             ax.plot([0, 1], [0, 1])
             if mpl.rcParams["figure.facecolor"] != LIGHT:  # the dark variant: an inset as well
                 ax.figure.add_axes([0.6, 0.6, 0.3, 0.3]).plot([1, 0])
-        """))
-    project = package.parent
-    registry = engine.load_registry(project, "varfigs")
+        """)
     light = engine.render_figure(project, "odd", registry["odd"], "light", tmp_path / "light.png")
     reused = engine.render_figure(project, "odd", registry["odd"], "dark", tmp_path / "dark.png", layout=light)
     alone = engine.render_figure(project, "odd", registry["odd"], "dark", tmp_path / "alone.png")
