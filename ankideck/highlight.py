@@ -67,7 +67,6 @@ def highlight(code: str, language: str) -> tuple[str, bool]:
     cut_index = 0
     start = 0
     for token_type, value in tokens:
-        # Whitespace needs no colour (pygments' class for it only sets one): plain text, like Text.
         css = _css_class(token_type) if token_type is not None else ""
         end = start + len(value)
         while value:

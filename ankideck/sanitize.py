@@ -154,8 +154,8 @@ def _glance(field: str, refs: int) -> int:
     - CLEAN: besides, every tag, text and value is written as nh3 writes it, and the tags nest the way an HTML parser
       keeps them (balanced, no block inside a paragraph or a phrase, table parts and list items in their parents):
       nh3 would return the field unchanged (tests/test_sanitize.py checks that on every field of the deck and on
-      generated ones). Markdown's own output is: most fields; nh3 and the tokenizer are the costly part of a cold
-      build.
+      generated ones). Markdown's own output is CLEAN, so most fields skip nh3 and the tokenizer, the costly part
+      of sanitising.
     """
     # The text between the tags, at once (a space for each tag: it cannot complete an entity split by one).
     clean = CANONICAL_TEXT_RE.fullmatch(TAG_RE.sub(" ", field)) is not None  # nothing nh3 would change so far
