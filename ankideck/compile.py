@@ -175,10 +175,12 @@ def compile_sources(config: Config, info: DeckInfo, cache: CompileCache,
     todo = [i for i, key in enumerate(keys) if key not in cache]
     workers = min(os.cpu_count() or 1, len(todo))
     if sum(len(jobs[i][2]) for i in todo) >= PARALLEL_BYTES and workers > 1:
-        from concurrent.futures import ProcessPoolExecutor, as_completed  # only here: a warm build never needs it
+        from concurrent.futures import as_completed  # only here: a warm build never needs them
+
+        from .workers import worker_pool
 
         _start_renderer()  # before the workers fork: they share it instead of each building their own
-        with ProcessPoolExecutor(workers) as pool:  # the biggest files first, so that no worker finishes alone
+        with worker_pool(workers) as pool:  # the biggest files first, so that no worker finishes alone
             futures = {pool.submit(_compile_to_json, jobs[i]): i for i in sorted(todo, key=lambda i: -len(jobs[i][2]))}
             for future in as_completed(futures):  # read back while the workers go on
                 i, text = futures[future], future.result()

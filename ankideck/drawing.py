@@ -19,6 +19,7 @@ import tempfile
 import traceback
 from contextlib import nullcontext
 from dataclasses import astuple, dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -260,7 +261,9 @@ def _render_all(project_root: Path, jobs: list[tuple[str, Figure, dict[str, Path
             render_variants(project_root, name, fig, variant_paths)
             yield name, tuple(variant_paths)
         return
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
+
+    from .workers import worker_pool
 
     # The workers are the parallelism: a BLAS thread pool in each of them would only oversubscribe the cores (the
     # variables count only if numpy is not imported yet, as in a build, which imports it for figures only).
@@ -271,7 +274,7 @@ def _render_all(project_root: Path, jobs: list[tuple[str, Figure, dict[str, Path
         importlib.import_module(module_name)
     # The most expensive figures first (the ones with most axes, as a proxy), so no worker is left with a long one.
     jobs = sorted(jobs, key=lambda job: -job[1].grid[0] * job[1].grid[1])
-    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(str(project_root),)) as pool:
+    with worker_pool(workers, initializer=_start_worker, initargs=(str(project_root),)) as pool:
         futures = {pool.submit(_render_in_worker, str(project_root), job): job for job in jobs}
         for future in as_completed(futures):
             failure = future.result()
@@ -360,7 +363,6 @@ def render_figure(project_root: Path, name: str, fig: Figure, variant: str, out_
     if variant not in VARIANTS:
         raise ValueError(f"unknown figure variant {variant!r}, expected one of {VARIANTS}")
     import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure as MplFigure
 
     plot_file = _plot_module_file(project_root, fig)
@@ -373,7 +375,7 @@ def render_figure(project_root: Path, name: str, fig: Figure, variant: str, out_
         matplotlib.rcdefaults()  # ignore any user matplotlibrc: every machine must render the same bytes
         matplotlib.rcParams.update(THEMES[variant])
         figure = MplFigure(figsize=(WIDTH_IN, WIDTH_IN * fig.aspect), dpi=DPI, layout="constrained")
-        FigureCanvasAgg(figure)  # render with Agg directly: no pyplot state, no GUI backend
+        _shared_renderer_canvas()(figure)  # render with Agg directly: no pyplot state, no GUI backend
         axes = figure.subplots(*fig.grid, squeeze=True)
         try:
             plot(axes, data)
@@ -398,6 +400,37 @@ def render_figure(project_root: Path, name: str, fig: Figure, variant: str, out_
         return layout if reused else _layout_of(figure)
 
 
+# rcParams that can change how text is measured or its glyphs shaped (not its colour, which the variants differ in,
+# and which is applied when drawing): a renderer is shared only by figures that agree on all of them.
+_TEXT_RC_PREFIXES = ("text.", "mathtext.", "font.")
+
+
+@cache
+def _shared_renderer_canvas():
+    """An Agg canvas class whose renderer is shared, in this process, by every figure of the same pixel size, dpi and
+    text settings. matplotlib caches text metrics and parsed mathtext per renderer, so a tick label or formula is
+    measured and parsed once for all figures and both variants, not once per figure and variant. The renderer's
+    buffer is cleared at the start of every draw, so the pixels are those of a renderer of its own (the figure
+    tests compare them with savefig's)."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
+
+    renderers: dict[tuple, RendererAgg] = {}
+
+    class SharedRendererCanvas(FigureCanvasAgg):
+        def get_renderer(self):
+            width, height = self.get_width_height(physical=True)
+            text_settings = tuple((key, repr(value)) for key, value in matplotlib.rcParams.items()
+                                  if key.startswith(_TEXT_RC_PREFIXES) and "color" not in key)
+            key = (width, height, self.figure.dpi, text_settings)
+            if key not in renderers:
+                renderers[key] = RendererAgg(width, height, self.figure.dpi)
+            self.renderer = renderers[key]  # draw() and buffer_rgba() read it from here
+            return self.renderer
+
+    return SharedRendererCanvas
+
+
 def _opaque_image(canvas):
     """The canvas as a PIL image: RGB where every pixel is opaque (the theme's background is: a quarter less to
     compress, and smaller files), RGBA where a plot made part of the figure transparent."""
@@ -405,7 +438,7 @@ def _opaque_image(canvas):
 
     width, height = canvas.get_width_height(physical=True)
     image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
-    return image.convert("RGB") if image.getextrema()[3] == (255, 255) else image
+    return image.convert("RGB") if image.getchannel("A").getextrema() == (255, 255) else image
 
 
 def _put_first_on_path(project_root: Path) -> None:

@@ -105,7 +105,7 @@ def test_dark_variant_drawn_with_the_light_layout_equals_one_drawn_alone(registr
     assert alone.read_bytes() == paths[name, "dark"].read_bytes()
 
 
-def _drawn_by_savefig(fig, variant, path):
+def _drawn_by_savefig(fig, variant, path, project=ROOT):
     """The figure as matplotlib's own savefig writes it (the reference for render_figure's one-draw PNG)."""
     import importlib
 
@@ -115,7 +115,7 @@ def _drawn_by_savefig(fig, variant, path):
 
     module, function = fig.plot.split(":")
     plot = getattr(importlib.import_module(module), function)
-    data = {p.stem: engine._load_data(p) for p in engine._data_files(engine._plot_module_file(ROOT, fig), fig)}
+    data = {p.stem: engine._load_data(p) for p in engine._data_files(engine._plot_module_file(project, fig), fig)}
     with matplotlib.rc_context():
         matplotlib.rcdefaults()
         matplotlib.rcParams.update(engine.THEMES[variant])
@@ -160,6 +160,36 @@ def test_a_figure_made_transparent_keeps_its_alpha(tmp_path):
     engine.render_figure(project, "glass", registry["glass"], "light", tmp_path / "glass.png")
     image = imread(tmp_path / "glass.png")
     assert image.shape[2] == 4 and image[..., 3].min() == 0, "transparent pixels stay transparent"
+
+
+def test_figures_sharing_a_renderer_are_drawn_as_if_alone(tmp_path):
+    """Figures of one size share a renderer in a process (its caches of text metrics and parsed formulas); one that
+    sets a text rcParam of its own must still get its own glyphs, not the ones cached for the figure before it."""
+    package = tmp_path / "project" / "rcfigs"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        'from ankideck import Figure\nFIGURES = {"italic": Figure("rcfigs.plots:italic"), '
+        '"upright": Figure("rcfigs.plots:upright")}\n')
+    (package / "plots.py").write_text(textwrap.dedent("""
+        import matplotlib
+
+
+        def italic(ax, data):
+            ax.set_title("$x + y$")
+
+
+        def upright(ax, data):
+            matplotlib.rcParams["mathtext.default"] = "rm"
+            ax.set_title("$x + y$")
+        """))
+    project = package.parent
+    registry = engine.load_registry(project, "rcfigs")
+    for name in ("italic", "upright"):  # in this order, in this process: the second finds the first's renderer
+        engine.render_figure(project, name, registry[name], "light", tmp_path / f"{name}.png")
+    reference = tmp_path / "reference.png"
+    _drawn_by_savefig(registry["upright"], "light", reference, project)
+    assert np.array_equal(imread(tmp_path / "upright.png"), imread(reference)[..., :3])
+    assert not np.array_equal(imread(tmp_path / "upright.png"), imread(tmp_path / "italic.png"))
 
 
 def test_registry_and_cached_lookups_do_not_import_matplotlib(rendered):
