@@ -140,18 +140,18 @@ def test_a_figure_png_has_the_pixels_savefig_draws_in_rgb(registry, rendered, tm
         assert np.array_equal(ours, theirs[..., :3]), f"{name} ({variant}) differs from savefig's pixels"
 
 
-def _one_figure_project(root, package_name: str, name: str, plot_source: str):
-    """A project whose package ``package_name`` registers one figure ``name``, drawn by ``plots.<name>``."""
+def _figures_project(root, package_name: str, names: tuple[str, ...], plot_source: str):
+    """A project whose package ``package_name`` registers the figures ``names``, each drawn by ``plots.<name>``."""
     package = root / "project" / package_name
     package.mkdir(parents=True)
-    (package / "__init__.py").write_text(
-        f'from ankideck import Figure\nFIGURES = {{"{name}": Figure("{package_name}.plots:{name}")}}\n')
+    entries = ", ".join(f'"{name}": Figure("{package_name}.plots:{name}")' for name in names)
+    (package / "__init__.py").write_text(f"from ankideck import Figure\nFIGURES = {{{entries}}}\n")
     (package / "plots.py").write_text(textwrap.dedent(plot_source))
     return package.parent, engine.load_registry(package.parent, package_name)
 
 
 def test_a_figure_made_transparent_keeps_its_alpha(tmp_path):
-    project, registry = _one_figure_project(tmp_path, "seefigs", "glass", """
+    project, registry = _figures_project(tmp_path, "seefigs", ("glass",), """
         def glass(ax, data):
             ax.plot([0, 1], [0, 1])
             ax.figure.patch.set_alpha(0.0)
@@ -165,12 +165,7 @@ def test_a_figure_made_transparent_keeps_its_alpha(tmp_path):
 def test_figures_sharing_a_renderer_are_drawn_as_if_alone(tmp_path):
     """Figures of one size share a renderer in a process (its caches of text metrics and parsed formulas); one that
     sets a text rcParam of its own must still get its own glyphs, not the ones cached for the figure before it."""
-    package = tmp_path / "project" / "rcfigs"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text(
-        'from ankideck import Figure\nFIGURES = {"italic": Figure("rcfigs.plots:italic"), '
-        '"upright": Figure("rcfigs.plots:upright")}\n')
-    (package / "plots.py").write_text(textwrap.dedent("""
+    project, registry = _figures_project(tmp_path, "rcfigs", ("italic", "upright"), """
         import matplotlib
 
 
@@ -181,9 +176,7 @@ def test_figures_sharing_a_renderer_are_drawn_as_if_alone(tmp_path):
         def upright(ax, data):
             matplotlib.rcParams["mathtext.default"] = "rm"
             ax.set_title("$x + y$")
-        """))
-    project = package.parent
-    registry = engine.load_registry(project, "rcfigs")
+        """)
     for name in ("italic", "upright"):  # in this order, in this process: the second finds the first's renderer
         engine.render_figure(project, name, registry[name], "light", tmp_path / f"{name}.png")
     reference = tmp_path / "reference.png"
@@ -306,7 +299,7 @@ def test_changed_plot_module_changes_the_key(tiny_project):
 
 def test_a_plot_that_differs_per_variant_gets_its_own_layout(tmp_path):
     """The layout is reused only when the variants have the same parts: here the dark one has two axes."""
-    project, registry = _one_figure_project(tmp_path, "varfigs", "odd", """
+    project, registry = _figures_project(tmp_path, "varfigs", ("odd",), """
         import matplotlib as mpl
         from ankideck.theme import LIGHT_BACKGROUND as LIGHT
 
