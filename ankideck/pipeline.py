@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import lockfile
 from .atomic import Staged, build_lock, check_writable_target, remove_stale_temps
+from .collector import collector_paused
 from .compile import CACHE_FILE, CompileCache, compile_sources
 from .config import Config, DeckInfo, load_deck_info
 from .errors import Problems
@@ -173,7 +174,7 @@ def build(config: Config, now: int | None = None, progress: bool = True, new_nam
     cache_path = config.cache_dir / CACHE_FILE
     state_path = config.cache_dir / DECK_STATE
     lock_file = config.cache_dir / BUILD_LOCK
-    with build_lock(lock_file, config.rel(lock_file), on_wait=on_wait):
+    with build_lock(lock_file, config.rel(lock_file), on_wait=on_wait), collector_paused():
         cache = CompileCache.load(cache_path)
         plan = gather(config, now, new_namespace=new_namespace, cache=cache)
         remove_stale_temps([config.out, config.lock_path, cache_path, state_path], config.cache_dir / "figures")
