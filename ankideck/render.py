@@ -7,18 +7,21 @@ from __future__ import annotations
 import html
 import re
 import xml.etree.ElementTree as etree
+from functools import lru_cache
 from urllib.parse import unquote
 
 import markdown
 from markdown.extensions import Extension
 from markdown.inlinepatterns import InlineProcessor
 from markdown.preprocessors import Preprocessor
+from markdown.treeprocessors import InlineProcessor as InlineTreeprocessor
 from markdown.treeprocessors import Treeprocessor
 from markdown.util import AtomicString
 
 from .cloze import DELETION_RE
 from .fences import FENCE_OPEN_RE, closes
 from .highlight import highlight
+from .regex_literals import needed_literals
 from .rendered import PLACEHOLDER, REMOTE_RE, Rendered
 from .theme import VARIANTS, figure_class
 
@@ -165,6 +168,46 @@ class ClozeSafeMathTreeprocessor(RendererBound, Treeprocessor):
                 element.text = AtomicString(CLOSE_BRACES_RE.sub("} ", element.text))
 
 
+# --- inline patterns ---------------------------------------------------------------------------------------------
+
+class PrefilteredInlineTreeprocessor(InlineTreeprocessor):
+    """Python-Markdown's inline processor, which skips a pattern for a text that lacks every literal its regex needs.
+
+    The stock processor runs each inline pattern (16 here) over each piece of text, and most texts contain none of
+    their characters (``*``, ``[``, ``<``, ``$``...): a quarter of a card's conversion went to patterns that could
+    not match. A pattern is tried exactly as before wherever it could match, and one with no literal to look for
+    (``needed_literals`` gives None) always is, so the output is the same (tests/test_render.py compares them).
+    Its loop is the stock ``__handleInline``'s (Python-Markdown 3.x), with the skip added.
+    """
+
+    def run(self, tree, ancestors=None):
+        self._patterns = list(self.inlinePatterns)  # indexing the registry sorts it again, each time
+        self._finders = [_finder(needed_literals(pattern.getCompiledRegExp())) for pattern in self._patterns]
+        return super().run(tree, ancestors)
+
+    def _InlineProcessor__handleInline(self, data: str, patternIndex: int = 0) -> str:  # noqa: N802, N803
+        if isinstance(data, AtomicString):
+            return data
+        patterns, finders = self._patterns, self._finders
+        start = 0
+        while patternIndex < len(patterns):
+            find = finders[patternIndex]
+            if find is not None and find(data) is None:
+                patternIndex, start = patternIndex + 1, 0  # what an unmatched pattern returns
+                continue
+            data, matched, start = self._InlineProcessor__applyPattern(patterns[patternIndex], data, patternIndex,
+                                                                       start)
+            if not matched:
+                patternIndex += 1
+        return data
+
+
+@lru_cache(maxsize=None)
+def _finder(literals: tuple[str, ...] | None):
+    """A search for any of ``literals`` (one call, whatever their number), or None for no literals."""
+    return None if literals is None else re.compile("|".join(map(re.escape, literals))).search
+
+
 # --- images -------------------------------------------------------------------------------------------------------
 
 class ImageTreeprocessor(RendererBound, Treeprocessor):
@@ -203,6 +246,7 @@ class CardExtension(Extension):
         self.renderer = renderer
 
     def extendMarkdown(self, md):
+        md.treeprocessors.register(PrefilteredInlineTreeprocessor(md), "inline", 20)  # replaces the stock one
         md.preprocessors.register(FencedCodePreprocessor(md, self.renderer), "ankideck-fenced-code", 30)
         md.preprocessors.register(DisplayMathPreprocessor(md, self.renderer), "ankideck-display-math", 29)
         md.preprocessors.register(ListAfterTextPreprocessor(md), "ankideck-list-after-text", 28)
