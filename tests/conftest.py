@@ -89,6 +89,17 @@ def write_project(root: Path) -> Path:
     return root
 
 
+def real_sections() -> list[tuple[str, bool]]:
+    """Every section of every card of the real deck, as (Markdown text, whether its card is a cloze)."""
+    from ankideck.errors import Problems
+    from ankideck.parse import parse_text
+
+    return [(section.text, card.kind == "cloze")
+            for path in sorted((ROOT / "cards").rglob("*.md"))
+            for card in parse_text(path.read_text("utf-8"), path.name, "Deck", Problems())
+            for section in card.sections.values()]
+
+
 @pytest.fixture
 def project(tmp_path, monkeypatch) -> Path:
     """A fresh small project, with the working directory inside it."""

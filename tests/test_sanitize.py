@@ -198,19 +198,15 @@ def test_every_field_of_the_deck_skips_nh3_and_nh3_would_not_change_it():
     stopped that, cold builds would silently slow down) and returned unchanged by nh3."""
     from ankideck import compile as compile_module
     from ankideck.compile import _start_renderer
-    from ankideck.errors import Problems
-    from ankideck.parse import parse_text
     from ankideck.sanitize import CLEAN, _glance
-    from tests.conftest import ROOT
+    from tests.conftest import real_sections
 
     _start_renderer()
     judged, wrong = [], []
-    for path in sorted((ROOT / "cards").rglob("*.md")):
-        for card in parse_text(path.read_text("utf-8"), path.name, "Deck", Problems()):
-            for section in card.sections.values():
-                rendered = compile_module._renderer.render(section.text, card.kind == "cloze")
-                judged.append(_glance(rendered.html, len(rendered.refs)) == CLEAN)
-                if judged[-1] and _nh3_clean(rendered.html) != rendered.html:
-                    wrong.append(rendered.html)
+    for text, cloze in real_sections():
+        rendered = compile_module._renderer.render(text, cloze)
+        judged.append(_glance(rendered.html, len(rendered.refs)) == CLEAN)
+        if judged[-1] and _nh3_clean(rendered.html) != rendered.html:
+            wrong.append(rendered.html)
     assert len(judged) > 1000 and sum(judged) >= 0.99 * len(judged)
     assert wrong == [], wrong[:3]
