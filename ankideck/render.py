@@ -21,7 +21,7 @@ from markdown.util import AtomicString
 from .cloze import DELETION_RE
 from .fences import FENCE_OPEN_RE, closes
 from .highlight import highlight
-from .regex_literals import needed_literals
+from .regex_promises import needed_literals
 from .rendered import PLACEHOLDER, REMOTE_RE, Rendered
 from .theme import VARIANTS, figure_class
 
@@ -177,7 +177,7 @@ class PrefilteredInlineTreeprocessor(InlineTreeprocessor):
     their characters (``*``, ``[``, ``<``, ``$``...): trying patterns that could not match cost about 7% of the
     instructions of compiling the benchmark's synthetic cards (callgrind). A pattern is tried exactly as before
     wherever it could match, and one with no literal to look for (``needed_literals`` gives None) always is, so the
-    output is the same (tests/test_regex_literals.py compares them on every section of the deck).
+    output is the same (tests/test_regex_promises.py compares them on every section of the deck).
     Its loop is the stock ``__handleInline``'s (Python-Markdown 3.x), with the skip added.
     """
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from ankideck.regex_literals import needed_literals
+from ankideck.regex_promises import needed_literals
 
 
 @pytest.mark.parametrize("pattern, expected", [
