@@ -9,13 +9,14 @@ from pygments.token import STANDARD_TYPES, Whitespace
 from pygments.util import ClassNotFound
 
 from .cloze import DELETION_RE
+from .lexing import dispatching
 
 
 @lru_cache(maxsize=None)
 def _lexer(language: str):
     try:
         # stripnl/ensurenl off: token offsets must match the text exactly, for the cloze markers.
-        return get_lexer_by_name(language or "text", stripnl=False, ensurenl=False)
+        return dispatching(get_lexer_by_name(language or "text", stripnl=False, ensurenl=False))
     except ClassNotFound:
         return None
 

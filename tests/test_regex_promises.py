@@ -1,4 +1,5 @@
-"""needed_literals: the strings a regex cannot match without, and the inline processor that skips patterns by them."""
+"""regex_promises: the strings a regex cannot match without (and the inline processor that skips patterns by them),
+and the characters its matches can start with (what the dispatching lexer tries rules by)."""
 from __future__ import annotations
 
 import random
@@ -6,7 +7,7 @@ import re
 
 import pytest
 
-from ankideck.regex_promises import needed_literals
+from ankideck.regex_promises import first_characters, needed_literals
 
 
 @pytest.mark.parametrize("pattern, expected", [
@@ -75,3 +76,72 @@ def test_the_prefiltered_inline_processor_renders_every_real_section_as_the_stoc
     assert len(texts) > 2000
     different = [text for text, cloze in texts if ours.render(text, cloze) != stock.render(text, cloze)]
     assert different == [], different[:3]
+
+
+
+# --- first_characters ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("pattern, starts, does_not_start", [
+    (r"\d+|x", "0x٣", "ay "),                      # \d is Unicode's, as in the pattern ("٣": an Arabic-Indic 3)
+    (r"(?a:\d)", "7", "٣a"),
+    (r"(?<!\.)abs\b", "a", "b."),                  # a lookbehind matches no character
+    (r"(?=y)\w", "yz_中", " -"),                    # nor does a lookahead (its promise is not needed)
+    (r"\s*#", " \t\n#", "a"),                       # an optional part lets the next one's characters through
+    (r"[^a-c]", "dZ\n", "abc"),
+    (r"[\]\\\-]", "]\\-", "a"),
+    (r".", "a ", "\n"), (r"(?s).", "a\n", ""), (r"(?s:x).", "x", "\n"),
+    (r"(?:ab|c+)d", "ac", "bd"), (r"(?>a|b)", "ab", "c"), (r"a*+b", "ab", "c"), (r"^\bx", "x", "y"),
+])
+def test_first_characters_known_patterns(pattern, starts, does_not_start):
+    test = first_characters(pattern)
+    assert test is not None
+    assert all(test.fullmatch(character) for character in starts), pattern
+    assert not any(test.fullmatch(character) for character in does_not_start), pattern
+
+
+@pytest.mark.parametrize("pattern", [
+    r"x*", r"a|", r"(?:)", r"\b", r"(?=a)", r"(a?)",                     # can match the empty string
+    r"(?i)k", r"(?i:k)x", r"(?i)[a-z]", r"(a)?\1b", r"(a)?(?(1)b|c)",  # case folding, references: no promise
+])
+def test_first_characters_without_a_promise(pattern):
+    assert first_characters(pattern) is None
+
+
+def _random_regex(rng: random.Random, depth: int = 0) -> str:
+    """A random regex over a few characters, with every construct first_characters reads (and some it refuses)."""
+    atoms = ["a", "b", "K", "\\n", " ", "é", "\\.", ".", "[ab]", "[^a\\n]", "[a-c]", "\\d", "\\w", "\\s", "\\W",
+             "^", "$", "\\b", "\\B", "\\A", "\\Z"]
+    if depth > 2 or rng.random() < 0.4:
+        return rng.choice(atoms)
+    body = "".join(_random_regex(rng, depth + 1) for _ in range(rng.randint(1, 3)))
+    wrap = rng.choice(["(?:%s)", "(%s)", "(?>%s)", "(?=%s)", "(?!%s)", "(?<=a)%s", "(?<!b)%s", "(?s:%s)",
+                       "(?i:%s)", "(?a:%s)", "%s|" + _random_regex(rng, depth + 1), "(?:%s)*", "(?:%s)+",
+                       "(?:%s)?", "(?:%s){0,2}", "(?:%s){1,3}?", "(?:%s)*+", "(%s)\\1", "(%s)?(?(1)a|b)"])
+    return wrap % body
+
+
+def test_no_match_starts_with_a_character_outside_first_characters():
+    """Soundness, by brute force: 3,000 random regexes, each tried at every position of random texts; wherever one
+    matches, the match is not empty and its first character passes the test (when the test promises anything),
+    and promises are made often enough to tell."""
+    rng = random.Random(15)
+    alphabet = list("abKk\n é.ab1_\u212a\u017f")  # the Kelvin sign and long s fold onto "k" and "s"
+    promised = checked = 0
+    for _ in range(3_000):
+        source = _random_regex(rng)
+        try:
+            pattern = re.compile(source, rng.choice([0, re.M, re.S]))
+        except re.error:
+            continue
+        test = first_characters(pattern)
+        if test is None:
+            continue
+        promised += 1
+        for _ in range(10):
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
+            for position in range(len(text) + 1):
+                match = pattern.match(text, position)
+                if match:
+                    checked += 1
+                    assert match.end() > position and test.fullmatch(text[position]), (source, text, position)
+    assert promised > 1_000 and checked > 5_000
