@@ -36,6 +36,8 @@ def display_columns(line: str) -> int:
     import unicodedata
 
     line = DELETION_RE.sub(lambda m: m.group(2), line).expandtabs(4)
+    if line.isascii():  # most code: no wide character to look up
+        return len(line)
     return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in line)
 
 
@@ -177,13 +179,16 @@ class PrefilteredInlineTreeprocessor(InlineTreeprocessor):
     their characters (``*``, ``[``, ``<``, ``$``...): trying patterns that could not match cost about 7% of the
     instructions of compiling the benchmark's synthetic cards (callgrind). A pattern is tried exactly as before
     wherever it could match, and one with no literal to look for (``needed_literals`` gives None) always is, so the
-    output is the same (tests/test_regex_promises.py compares them on every section of the deck).
+    output is the same (tests/test_render.py compares them on every section of the deck).
     Its loop is the stock ``__handleInline``'s (Python-Markdown 3.x), with the skip added.
     """
 
+    _patterns: list | None = None
+
     def run(self, tree, ancestors=None):
-        self._patterns = list(self.inlinePatterns)  # indexing the registry sorts it again, each time
-        self._finders = [_finder(needed_literals(pattern.getCompiledRegExp())) for pattern in self._patterns]
+        if self._patterns is None:  # once: the patterns are all registered when the converter is built
+            self._patterns = list(self.inlinePatterns)  # indexing the registry sorts it again, each time
+            self._finders = [_finder(needed_literals(pattern.getCompiledRegExp())) for pattern in self._patterns]
         return super().run(tree, ancestors)
 
     def _InlineProcessor__handleInline(self, data: str, patternIndex: int = 0) -> str:  # noqa: N802, N803
@@ -258,6 +263,18 @@ class CardExtension(Extension):
         md.treeprocessors.register(ImageTreeprocessor(md, self.renderer), "ankideck-images", 4)
 
 
+def _block_loop(processors: tuple):
+    """Python-Markdown's ``BlockParser.parseBlocks``, over a fixed tuple of the block processors: the stock loop
+    iterates the registry for each block, which sorts it and copies it into a new list (a sixth of block parsing)."""
+    def parse_blocks(parent: etree.Element, blocks: list[str]) -> None:
+        while blocks:
+            for processor in processors:
+                if processor.test(parent, blocks[0]):
+                    if processor.run(parent, blocks) is not False:  # run returns True or None
+                        break
+    return parse_blocks
+
+
 class Renderer:
     """One Markdown converter, built once and reset between texts (building it is the expensive part)."""
 
@@ -272,6 +289,7 @@ class Renderer:
                 "generic": True, "smart_dollar": True, "block_syntax": ["square", "begin"]}},
             output_format="html",
         )
+        self.md.parser.parseBlocks = _block_loop(tuple(self.md.parser.blockprocessors))
 
     def ref(self, target: str) -> str:
         self.refs.append(target)

@@ -59,26 +59,6 @@ def test_no_text_without_the_literals_is_matched():
     assert matched > 20_000
 
 
-def test_the_prefiltered_inline_processor_renders_every_real_section_as_the_stock_one():
-    """The same HTML as Python-Markdown's own inline processor, for every section of the real deck (math, code,
-    clozes, links, emphasis, HTML) and two texts of corner cases."""
-    from markdown.treeprocessors import InlineProcessor
-
-    from ankideck.render import PrefilteredInlineTreeprocessor, Renderer
-    from tests.conftest import real_sections
-
-    ours, stock = Renderer(), Renderer()
-    assert isinstance(ours.md.treeprocessors["inline"], PrefilteredInlineTreeprocessor)
-    stock.md.treeprocessors.register(InlineProcessor(stock.md), "inline", 20)
-    texts = [("a **b** `c` [l](https://x.org) <b>q</b> &amp; d  \ne \\*f\\* ![i](fig:x) *$x$* _y_ <https://a.b>"
-              " <a@b.c> $$z$$ \\(w\\)", False), ("{{c1::**x**}} and {{c2::$a_1$}}", True)]
-    texts.extend(real_sections())
-    assert len(texts) > 2000
-    different = [text for text, cloze in texts if ours.render(text, cloze) != stock.render(text, cloze)]
-    assert different == [], different[:3]
-
-
-
 # --- first_characters ----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("pattern, starts, does_not_start", [

@@ -163,3 +163,24 @@ def test_a_longer_fence_holds_a_shorter_one_and_dollars(tmp_path):
     html = Renderer().render(cards[0].text("Back")).html
     assert html.count('<div class="codehilite">') == 1 and "```" in html and "$$</code>" in html
 
+
+def test_the_renderers_own_loops_render_every_real_section_as_python_markdowns():
+    """The prefiltered inline processor and the block loop over a fixed tuple give the same HTML as Python-Markdown's
+    own inline processor and ``parseBlocks``, for every section of the real deck (math, code, clozes, links, emphasis,
+    HTML, lists, tables, quotes) and two texts of corner cases."""
+    from markdown.treeprocessors import InlineProcessor
+
+    from ankideck.render import PrefilteredInlineTreeprocessor, Renderer
+    from tests.conftest import real_sections
+
+    ours, stock = Renderer(), Renderer()
+    assert isinstance(ours.md.treeprocessors["inline"], PrefilteredInlineTreeprocessor)
+    stock.md.treeprocessors.register(InlineProcessor(stock.md), "inline", 20)
+    assert "parseBlocks" in vars(ours.md.parser)
+    del stock.md.parser.parseBlocks  # the class's own loop again
+    texts = [("a **b** `c` [l](https://x.org) <b>q</b> &amp; d  \ne \\*f\\* ![i](fig:x) *$x$* _y_ <https://a.b>"
+              " <a@b.c> $$z$$ \\(w\\)", False), ("{{c1::**x**}} and {{c2::$a_1$}}", True)]
+    texts.extend(real_sections())
+    assert len(texts) > 2000
+    different = [text for text, cloze in texts if ours.render(text, cloze) != stock.render(text, cloze)]
+    assert different == [], different[:3]
