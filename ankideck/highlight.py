@@ -65,6 +65,15 @@ def highlight(code: str, language: str) -> tuple[str, bool]:
             run.clear()
 
     cuts = sorted(inserts)
+    if not cuts:  # no cloze marker in the code (most blocks): no token to split
+        for token_type, value in tokens:
+            css = _css_class(token_type) if token_type is not None else ""
+            if css != run_css:
+                close_run()
+                run_css = css
+            run.append(value)
+        close_run()
+        return "".join(out), lexer is not None
     cut_index = 0
     start = 0
     for token_type, value in tokens:
