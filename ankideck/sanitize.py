@@ -143,6 +143,7 @@ CODE_BLOCK_RE = re.compile(  # possessive: linear time whatever the block holds
     '<div class="codehilite"><pre><code(?: class="language-[A-Za-z0-9_+#.-]+")?>'
     '(?:[^<]++|<span class="(?:%s)">[^<]*+</span>)*+</code></pre></div>' % "|".join(sorted(PYGMENTS_CLASSES)))
 CANONICAL_TEXT_RE = re.compile(r"(?:[^&<>\xa0\x00-\x08\x0b-\x1f\x7f]|&(?:amp|lt|gt);)*")
+CONTROL_CHARACTER_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def _glance(field: str, refs: int) -> int:
@@ -157,8 +158,7 @@ def _glance(field: str, refs: int) -> int:
       generated ones). Markdown's own output is CLEAN, so most fields skip nh3 and the tokenizer, the costly part
       of sanitising.
     """
-    # The text between the tags, at once (a space for each tag: it cannot complete an entity split by one).
-    clean = CANONICAL_TEXT_RE.fullmatch(TAG_RE.sub(" ", field)) is not None  # nothing nh3 would change so far
+    clean = _text_canonical(field)  # nothing nh3 would change so far
     # A code block as the highlighter writes it (only token spans holding text inside) is judged as an empty one:
     # its dozens of spans are allowed, in nh3's form and balanced; they need no pass through the loop below.
     field = CODE_BLOCK_RE.sub(EMPTY_CODE_BLOCK, field)
@@ -196,6 +196,22 @@ def _glance(field: str, refs: int) -> int:
     if tags != field.count("<"):
         return NEEDS_REPORT  # anything else that looks like markup: let the tokenizer judge it
     return CLEAN if clean and not stack else NEEDS_CLEAN
+
+
+def _text_canonical(field: str) -> bool:
+    """Whether the text between the tags is written as nh3 writes it, or a '<' outside a tag makes that moot (the
+    tags are counted: the field needs the report then)."""
+    if "&" not in field and "\xa0" not in field and field.count(">") == field.count("<") \
+            and not CONTROL_CHARACTER_RE.search(field):
+        # No entity, no character nh3 rewrites, and each '>' closes a tag (a tag holds one '<' and one '>'): the
+        # text is in nh3's form, most fields, with no copy of the field made.
+        return True
+    return _text_canonical_exactly(field)
+
+
+def _text_canonical_exactly(field: str) -> bool:
+    """The text between the tags, at once (a space for each tag: it cannot complete an entity split by one)."""
+    return CANONICAL_TEXT_RE.fullmatch(TAG_RE.sub(" ", field)) is not None
 
 
 _TAGS: dict[str, tuple[str, bool, bool, bool]] = {}  # a tag's text -> _tag's verdict (the same tags recur)

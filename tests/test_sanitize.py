@@ -178,6 +178,24 @@ def test_a_field_judged_clean_is_one_the_full_sanitiser_returns_unchanged(monkey
     assert wrong == [], wrong[:5]
 
 
+def test_the_quick_look_at_the_text_changes_no_verdict(monkeypatch):
+    """The shortcut of the text check (no '&', no character nh3 rewrites, as many '>' as '<') gives every field the
+    verdict the exact check gives: generated fields, the renderer's own and stray brackets either way."""
+    from ankideck import sanitize as module
+    from ankideck.render import Renderer
+    from tests.conftest import real_sections
+
+    renderer = Renderer()
+    fields = _generated_fields(seed=16, count=20_000)
+    fields += [renderer.render(text, cloze).html for text, cloze in real_sections()]
+    fields += ["<p>a > b</p>", "<p>a > b <</p>", "<p>a < b</p><p>c > d</p>", "<p>x</p>>", "<<p>x</p>", "a>b<c"]
+    quick = [module._glance(field, 1) for field in fields]
+    shortcut = sum("&" not in f and "\xa0" not in f and f.count(">") == f.count("<") for f in fields)
+    assert shortcut > 0.2 * len(fields)
+    monkeypatch.setattr(module, "_text_canonical", module._text_canonical_exactly)
+    assert [module._glance(field, 1) for field in fields] == quick
+
+
 @pytest.mark.parametrize("field", [
     "<p><b>bold</p>",                                 # unclosed: would run on into the rest of the card
     "<p>a<div class=\"arithmatex\">x</div></p>",      # a block inside a paragraph
