@@ -15,8 +15,8 @@ from markdown.extensions import Extension
 from markdown.inlinepatterns import InlineProcessor
 from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import InlineProcessor as InlineTreeprocessor
-from markdown.treeprocessors import Treeprocessor
-from markdown.util import AtomicString
+from markdown.treeprocessors import Treeprocessor, UnescapeTreeprocessor
+from markdown.util import STX, AtomicString
 
 from .cloze import DELETION_RE
 from .fences import FENCE_OPEN_RE, closes
@@ -214,6 +214,14 @@ def _finder(literals: tuple[str, ...] | None):
     return None if literals is None else re.compile("|".join(map(re.escape, literals))).search
 
 
+class QuickUnescapeTreeprocessor(UnescapeTreeprocessor):
+    """Python-Markdown's unescaping of backslash escapes, which leaves a text without an escape's STX marker alone
+    without running its regex substitution (on every text, tail and attribute of every element)."""
+
+    def unescape(self, text: str) -> str:
+        return super().unescape(text) if STX in text else text
+
+
 # --- images -------------------------------------------------------------------------------------------------------
 
 class ImageTreeprocessor(RendererBound, Treeprocessor):
@@ -253,6 +261,7 @@ class CardExtension(Extension):
 
     def extendMarkdown(self, md):
         md.treeprocessors.register(PrefilteredInlineTreeprocessor(md), "inline", 20)  # replaces the stock one
+        md.treeprocessors.register(QuickUnescapeTreeprocessor(md), "unescape", 0)  # likewise
         md.preprocessors.register(FencedCodePreprocessor(md, self.renderer), "ankideck-fenced-code", 30)
         md.preprocessors.register(DisplayMathPreprocessor(md, self.renderer), "ankideck-display-math", 29)
         md.preprocessors.register(ListAfterTextPreprocessor(md), "ankideck-list-after-text", 28)
