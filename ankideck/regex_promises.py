@@ -21,6 +21,7 @@ except ImportError:  # another Python's internals: no promises, every search run
     _parser = _c = None
 
 MAX_CHOICES = 8  # a character class or alternation of more choices than this is not worth checking for
+MAX_REPEATS = 8  # "a{1000}" needs "aaaaaaaa": enough to be rare
 
 Needs = frozenset[str] | None
 
@@ -82,7 +83,12 @@ def _item(op, argument) -> Needs:
         return _sequence(list(argument))
     if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)):
         low, _high, body = argument
-        return _sequence(list(body)) if low >= 1 else None
+        if low < 1:
+            return None
+        body = list(body)
+        if all(item_op is _c.LITERAL for item_op, _ in body):  # a string repeated: it occurs ``low`` times over
+            return frozenset(["".join(chr(code) for _, code in body) * min(low, MAX_REPEATS)])
+        return _sequence(body)
     if op is _c.BRANCH:
         _, alternatives = argument
         union: set[str] = set()

@@ -20,6 +20,8 @@ from ankideck.regex_promises import first_characters, needed_literals
     (r"[`~]{3,}", ("`", "~")),
     (r"(?:\$|\\\()", ("$", "\\(")),
     (r"a|ab", ("a",)),                            # "ab" contains "a": it adds nothing
+    (r"(?:\\{2})+(?=`)|`", ("\\\\", "`")),         # a repeated string: all its copies (two backslashes)
+    (r"x(?:ab){3,}", ("ababab",)), (r"a{100}", ("a" * 8,)),
     # No promise: these can match without any particular literal.
     (r"\w+", None), (r"x*", None), (r"[^a]", None), (r"a|\d", None), (r".", None),
     (r"(?i)abc", None), (r"(?i:a)", None), (r"[a-z]", None), (r"[abcdefghij]", None),
@@ -96,8 +98,33 @@ def _random_regex(rng: random.Random, depth: int = 0) -> str:
     body = "".join(_random_regex(rng, depth + 1) for _ in range(rng.randint(1, 3)))
     wrap = rng.choice(["(?:%s)", "(%s)", "(?>%s)", "(?=%s)", "(?!%s)", "(?<=a)%s", "(?<!b)%s", "(?s:%s)",
                        "(?i:%s)", "(?a:%s)", "%s|" + _random_regex(rng, depth + 1), "(?:%s)*", "(?:%s)+",
-                       "(?:%s)?", "(?:%s){0,2}", "(?:%s){1,3}?", "(?:%s)*+", "(%s)\\1", "(%s)?(?(1)a|b)"])
+                       "(?:%s)?", "(?:%s){0,2}", "(?:%s){1,3}?", "(?:%s)*+", "(%s)\\1", "(%s)?(?(1)a|b)",
+                       "(?:%s){2}", "(?:%s){2,}", "a{2,3}%s"])
     return wrap % body
+
+
+def test_no_random_regex_matches_without_its_literals():
+    """Soundness of needed_literals, by brute force: 3,000 random regexes over random texts; wherever one finds a
+    match, the text holds one of its literals (when it promises any), and promises are made often enough to tell."""
+    rng = random.Random(16)
+    alphabet = ["a", "b", "K", "k", "\n", " ", "é", ".", "1", "_", "aa", "ab", "\u212a"]
+    promised = checked = 0
+    for _ in range(3_000):
+        source = _random_regex(rng)
+        try:
+            pattern = re.compile(source, rng.choice([0, re.M, re.S]))
+        except re.error:
+            continue
+        literals = needed_literals(pattern)
+        if literals is None:
+            continue
+        promised += 1
+        for _ in range(20):
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
+            if pattern.search(text):
+                checked += 1
+                assert any(literal in text for literal in literals), (source, text, literals)
+    assert promised > 1_000 and checked > 3_000
 
 
 def test_no_match_starts_with_a_character_outside_first_characters():
