@@ -13,7 +13,7 @@ from urllib.parse import unquote
 import markdown
 from markdown.extensions import Extension
 from markdown.inlinepatterns import InlineProcessor
-from markdown.preprocessors import Preprocessor
+from markdown.preprocessors import HtmlBlockPreprocessor, Preprocessor
 from markdown.treeprocessors import InlineProcessor as InlineTreeprocessor
 from markdown.treeprocessors import Treeprocessor, UnescapeTreeprocessor
 from markdown.util import STX, AtomicString
@@ -214,6 +214,16 @@ def _finder(literals: tuple[str, ...] | None):
     return None if literals is None else re.compile("|".join(map(re.escape, literals))).search
 
 
+class QuickHtmlBlockPreprocessor(HtmlBlockPreprocessor):
+    """Python-Markdown's extraction of raw HTML blocks, which returns a text with neither '<' nor '&' as it is
+    without running its HTML parser over it (which would only hand the whole text back as data)."""
+
+    def run(self, lines: list[str]) -> list[str]:
+        if not any("<" in line or "&" in line for line in lines):
+            return lines
+        return super().run(lines)
+
+
 class QuickUnescapeTreeprocessor(UnescapeTreeprocessor):
     """Python-Markdown's unescaping of backslash escapes, which leaves a text without an escape's STX marker alone
     without running its regex substitution (on every text, tail and attribute of every element)."""
@@ -262,6 +272,7 @@ class CardExtension(Extension):
     def extendMarkdown(self, md):
         md.treeprocessors.register(PrefilteredInlineTreeprocessor(md), "inline", 20)  # replaces the stock one
         md.treeprocessors.register(QuickUnescapeTreeprocessor(md), "unescape", 0)  # likewise
+        md.preprocessors.register(QuickHtmlBlockPreprocessor(md), "html_block", 20)  # likewise
         md.preprocessors.register(FencedCodePreprocessor(md, self.renderer), "ankideck-fenced-code", 30)
         md.preprocessors.register(DisplayMathPreprocessor(md, self.renderer), "ankideck-display-math", 29)
         md.preprocessors.register(ListAfterTextPreprocessor(md), "ankideck-list-after-text", 28)

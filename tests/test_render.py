@@ -165,22 +165,27 @@ def test_a_longer_fence_holds_a_shorter_one_and_dollars(tmp_path):
 
 
 def test_the_renderers_own_loops_render_every_real_section_as_python_markdowns():
-    """The prefiltered inline processor, the quick unescape and the block loop over a fixed tuple give the same HTML
-    as Python-Markdown's own processors and ``parseBlocks``, for every section of the real deck (math, code, clozes,
-    links, emphasis, escapes, HTML, lists, tables, quotes) and two texts of corner cases."""
+    """The prefiltered inline processor, the quick HTML-block extraction and unescape, and the block loop over a fixed
+    tuple give the same HTML as Python-Markdown's own processors and ``parseBlocks``, for every section of the real
+    deck (math, code, clozes, links, emphasis, escapes, entities, HTML, lists, tables, quotes) and texts of corner
+    cases."""
+    from markdown.preprocessors import HtmlBlockPreprocessor
     from markdown.treeprocessors import InlineProcessor, UnescapeTreeprocessor
 
-    from ankideck.render import PrefilteredInlineTreeprocessor, Renderer
+    from ankideck.render import PrefilteredInlineTreeprocessor, QuickHtmlBlockPreprocessor, Renderer
     from tests.conftest import real_sections
 
     ours, stock = Renderer(), Renderer()
     assert isinstance(ours.md.treeprocessors["inline"], PrefilteredInlineTreeprocessor)
     stock.md.treeprocessors.register(InlineProcessor(stock.md), "inline", 20)
     stock.md.treeprocessors.register(UnescapeTreeprocessor(stock.md), "unescape", 0)
+    stock.md.preprocessors.register(HtmlBlockPreprocessor(stock.md), "html_block", 20)
+    assert [type(p) for p in ours.md.preprocessors].count(QuickHtmlBlockPreprocessor) == 1
     assert "parseBlocks" in vars(ours.md.parser)
     del stock.md.parser.parseBlocks  # the class's own loop again
     texts = [("a **b** `c` [l](https://x.org) <b>q</b> &amp; d  \ne \\*f\\* ![i](fig:x) *$x$* _y_ <https://a.b>"
-              " <a@b.c> $$z$$ \\(w\\)", False), ("{{c1::**x**}} and {{c2::$a_1$}}", True)]
+              " <a@b.c> $$z$$ \\(w\\)", False), ("{{c1::**x**}} and {{c2::$a_1$}}", True),
+             ("<div>\nblock *x*\n</div>\n\nafter &copy; &#169; a&b", False), ("a <!-- c --> b\n\n<br/>", False)]
     texts.extend(real_sections())
     assert len(texts) > 2000
     different = [text for text, cloze in texts if ours.render(text, cloze) != stock.render(text, cloze)]
