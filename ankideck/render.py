@@ -295,6 +295,20 @@ def _block_loop(processors: tuple):
     return parse_blocks
 
 
+def _remembered(is_block_level):
+    """``Markdown.is_block_level`` answered from a dict once asked: it searches a list of 50 names, three times for
+    each element the tree prettifier visits (the list is complete once the converter is built)."""
+    answers: dict = {}
+
+    def remembered(tag) -> bool:
+        try:
+            return answers[tag]
+        except KeyError:
+            answer = answers[tag] = is_block_level(tag)
+            return answer
+    return remembered
+
+
 class Renderer:
     """One Markdown converter, built once and reset between texts (building it is the expensive part)."""
 
@@ -310,6 +324,7 @@ class Renderer:
             output_format="html",
         )
         self.md.parser.parseBlocks = _block_loop(tuple(self.md.parser.blockprocessors))
+        self.md.is_block_level = _remembered(self.md.is_block_level)
 
     def ref(self, target: str) -> str:
         self.refs.append(target)

@@ -165,9 +165,9 @@ def test_a_longer_fence_holds_a_shorter_one_and_dollars(tmp_path):
 
 
 def test_the_renderers_own_loops_render_every_real_section_as_python_markdowns():
-    """The prefiltered inline processor, the quick HTML-block extraction and unescape, and the block loop over a fixed
-    tuple give the same HTML as Python-Markdown's own processors and ``parseBlocks``, for every section of the real
-    deck (math, code, clozes, links, emphasis, escapes, entities, HTML, lists, tables, quotes) and texts of corner
+    """The prefiltered inline processor, the quick HTML-block extraction and unescape, the block loop over a fixed
+    tuple and the remembered block-level lookup give the same HTML as Python-Markdown's own, for every section of the
+    real deck (math, code, clozes, links, emphasis, escapes, entities, HTML, lists, tables, quotes) and texts of corner
     cases."""
     from markdown.preprocessors import HtmlBlockPreprocessor
     from markdown.treeprocessors import InlineProcessor, UnescapeTreeprocessor
@@ -183,6 +183,8 @@ def test_the_renderers_own_loops_render_every_real_section_as_python_markdowns()
     assert [type(p) for p in ours.md.preprocessors].count(QuickHtmlBlockPreprocessor) == 1
     assert "parseBlocks" in vars(ours.md.parser)
     del stock.md.parser.parseBlocks  # the class's own loop again
+    assert "is_block_level" in vars(ours.md)
+    del stock.md.is_block_level  # and the class's own lookup
     texts = [("a **b** `c` [l](https://x.org) <b>q</b> &amp; d  \ne \\*f\\* ![i](fig:x) *$x$* _y_ <https://a.b>"
               " <a@b.c> $$z$$ \\(w\\)", False), ("{{c1::**x**}} and {{c2::$a_1$}}", True),
              ("<div>\nblock *x*\n</div>\n\nafter &copy; &#169; a&b", False), ("a <!-- c --> b\n\n<br/>", False)]
