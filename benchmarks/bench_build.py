@@ -231,7 +231,7 @@ def bench_real(runs: int, floor: float, ref: str | None) -> None:
         root = Path(tmp)
         copy_real_deck(root, ref)
         cold = []
-        for _ in range(max(1, runs // 2)):  # a cold build renders every figure: fewer runs
+        for _ in range(max(1, runs // 2) | 1):  # a cold build renders every figure: fewer runs, an odd number
             clear_cache(root)
             cold.append(build(root))
         cold_median = middle(cold)
