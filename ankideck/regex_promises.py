@@ -29,16 +29,8 @@ Needs = frozenset[str] | None
 @lru_cache(maxsize=None)
 def needed_literals(pattern: re.Pattern | str) -> tuple[str, ...] | None:
     """The strings one of which every text the pattern matches in must contain, or None (no promise)."""
-    if _parser is None:
-        return None
-    source, flags = (pattern.pattern, pattern.flags) if isinstance(pattern, re.Pattern) else (pattern, 0)
-    if not isinstance(source, str):
-        return None
-    try:
-        parsed = _parser.parse(source, flags)
-    except Exception:  # noqa: BLE001 - a pattern this cannot read (or internals that changed): no promise
-        return None
-    if parsed.state.flags & (re.IGNORECASE | re.VERBOSE):
+    parsed = _parse(pattern)
+    if parsed is None or parsed.state.flags & (re.IGNORECASE | re.VERBOSE):
         return None
     try:
         needs = _sequence(list(parsed))
@@ -48,6 +40,19 @@ def needed_literals(pattern: re.Pattern | str) -> tuple[str, ...] | None:
         return None
     # A string that contains another adds nothing: ("$", "\\", "\\(") is ("$", "\\").
     return tuple(sorted(text for text in needs if not any(other != text and other in text for other in needs)))
+
+
+def _parse(pattern: re.Pattern | str):
+    """``pattern`` as ``re``'s parser reads it, or None: no parser (another Python), bytes, or a pattern it refuses."""
+    if _parser is None:
+        return None
+    source, flags = (pattern.pattern, pattern.flags) if isinstance(pattern, re.Pattern) else (pattern, 0)
+    if not isinstance(source, str):
+        return None
+    try:
+        return _parser.parse(source, flags)
+    except Exception:  # noqa: BLE001 - a pattern this cannot read (or internals that changed): no promise
+        return None
 
 
 def _sequence(items: list) -> Needs:
@@ -123,13 +128,10 @@ class _NoPromise(Exception):
 def first_characters(pattern: re.Pattern | str) -> re.Pattern | None:
     """A pattern that fully matches each character a match of ``pattern`` can start with (and perhaps others),
     or None: no promise, or the pattern can match the empty string (then a match needs no character at all)."""
-    if _parser is None:
-        return None
-    source, flags = (pattern.pattern, pattern.flags) if isinstance(pattern, re.Pattern) else (pattern, 0)
-    if not isinstance(source, str):
+    parsed = _parse(pattern)
+    if parsed is None:
         return None
     try:
-        parsed = _parser.parse(source, flags)
         classes, can_be_empty = _starts(list(parsed), parsed.state.flags)
         if can_be_empty or not classes:
             return None

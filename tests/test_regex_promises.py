@@ -103,28 +103,37 @@ def _random_regex(rng: random.Random, depth: int = 0) -> str:
     return wrap % body
 
 
-def test_no_random_regex_matches_without_its_literals():
-    """Soundness of needed_literals, by brute force: 3,000 random regexes over random texts; wherever one finds a
-    match, the text holds one of its literals (when it promises any), and promises are made often enough to tell."""
-    rng = random.Random(16)
-    alphabet = ["a", "b", "K", "k", "\n", " ", "é", ".", "1", "_", "aa", "ab", "\u212a"]
-    promised = checked = 0
-    for _ in range(3_000):
+def _promising(rng: random.Random, promise, count: int = 3_000) -> list[tuple]:
+    """(source, compiled pattern, its promise) for each of ``count`` random regexes that compiles (with random
+    flags) and gets a promise (not None) from ``promise``."""
+    cases = []
+    for _ in range(count):
         source = _random_regex(rng)
         try:
             pattern = re.compile(source, rng.choice([0, re.M, re.S]))
         except re.error:
             continue
-        literals = needed_literals(pattern)
-        if literals is None:
-            continue
-        promised += 1
-        for _ in range(20):
-            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
+        if (answer := promise(pattern)) is not None:
+            cases.append((source, pattern, answer))
+    return cases
+
+
+def _random_texts(rng: random.Random, alphabet: list[str], count: int, longest: int) -> list[str]:
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, longest))) for _ in range(count)]
+
+
+def test_no_random_regex_matches_without_its_literals():
+    """Soundness of needed_literals, by brute force: 3,000 random regexes over random texts; wherever one finds a
+    match, the text holds one of its literals (when it promises any), and promises are made often enough to tell."""
+    rng = random.Random(16)
+    alphabet = ["a", "b", "K", "k", "\n", " ", "é", ".", "1", "_", "aa", "ab", "\u212a"]
+    cases, checked = _promising(rng, needed_literals), 0
+    for source, pattern, literals in cases:
+        for text in _random_texts(rng, alphabet, count=20, longest=10):
             if pattern.search(text):
                 checked += 1
                 assert any(literal in text for literal in literals), (source, text, literals)
-    assert promised > 1_000 and checked > 3_000
+    assert len(cases) > 1_000 and checked > 3_000
 
 
 def test_no_match_starts_with_a_character_outside_first_characters():
@@ -133,22 +142,12 @@ def test_no_match_starts_with_a_character_outside_first_characters():
     and promises are made often enough to tell."""
     rng = random.Random(15)
     alphabet = list("abKk\n é.ab1_\u212a\u017f")  # the Kelvin sign and long s fold onto "k" and "s"
-    promised = checked = 0
-    for _ in range(3_000):
-        source = _random_regex(rng)
-        try:
-            pattern = re.compile(source, rng.choice([0, re.M, re.S]))
-        except re.error:
-            continue
-        test = first_characters(pattern)
-        if test is None:
-            continue
-        promised += 1
-        for _ in range(10):
-            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
+    cases, checked = _promising(rng, first_characters), 0
+    for source, pattern, test in cases:
+        for text in _random_texts(rng, alphabet, count=10, longest=8):
             for position in range(len(text) + 1):
                 match = pattern.match(text, position)
                 if match:
                     checked += 1
                     assert match.end() > position and test.fullmatch(text[position]), (source, text, position)
-    assert promised > 1_000 and checked > 5_000
+    assert len(cases) > 1_000 and checked > 5_000
