@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import textwrap
 from pathlib import Path
 
@@ -98,6 +99,20 @@ def real_sections() -> list[tuple[str, bool]]:
             for path in sorted((ROOT / "cards").rglob("*.md"))
             for card in parse_text(path.read_text("utf-8"), path.name, "Deck", Problems())
             for section in card.sections.values()]
+
+
+@pytest.fixture(autouse=True)
+def _the_repository_figures_after_each_test():
+    """A build of a throw-away project imports that project's ``figures`` package and puts the project first on
+    ``sys.path``, as a build must; after the test, a plain ``import figures.runs`` finds the repository's again
+    (else which tests pass would depend on which ran before them)."""
+    path = list(sys.path)
+    yield
+    sys.path[:] = path
+    for name in [name for name in sys.modules if name == "figures" or name.startswith("figures.")]:
+        file = getattr(sys.modules[name], "__file__", None)
+        if not (file and Path(file).resolve().is_relative_to(ROOT)):
+            del sys.modules[name]
 
 
 @pytest.fixture
