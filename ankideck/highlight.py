@@ -65,34 +65,26 @@ def highlight(code: str, language: str) -> tuple[str, bool]:
             run.clear()
 
     cuts = sorted(inserts)
-    if not cuts:  # no cloze marker in the code (most blocks): no token to split
-        for token_type, value in tokens:
-            css = _css_class(token_type) if token_type is not None else ""
-            if css != run_css:
-                close_run()
-                run_css = css
-            run.append(value)
-        close_run()
-        return "".join(out), lexer is not None
-    cut_index = 0
-    start = 0
+    past_the_end = len(text) + 1
+    cut_index, start = 0, 0
+    next_cut = cuts[0] if cuts else past_the_end
     for token_type, value in tokens:
         css = _css_class(token_type) if token_type is not None else ""
-        end = start + len(value)
         while value:
-            # Emit markers due at ``start``, then the part of the token up to the next marker.
-            if cut_index < len(cuts) and cuts[cut_index] <= start:
+            if next_cut <= start:  # markers due before the rest of this token
                 close_run()
-                while cut_index < len(cuts) and cuts[cut_index] <= start:
-                    out.extend(inserts[cuts[cut_index]])
-                    cut_index += 1
-            limit = cuts[cut_index] if cut_index < len(cuts) and cuts[cut_index] < end else end
-            chunk, value = value[:limit - start], value[limit - start:]
+                out.extend(inserts[next_cut])
+                cut_index += 1
+                next_cut = cuts[cut_index] if cut_index < len(cuts) else past_the_end
+                continue
+            # The token up to the next marker: all of it, for most code (no marker in it).
+            chunk, value = (value[:next_cut - start], value[next_cut - start:]) if next_cut < start + len(value) \
+                else (value, "")
             if css != run_css:
                 close_run()
                 run_css = css
             run.append(chunk)
-            start = limit
+            start += len(chunk)
     close_run()
     for cut in cuts[cut_index:]:
         out.extend(inserts[cut])

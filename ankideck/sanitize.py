@@ -142,8 +142,9 @@ EMPTY_CODE_BLOCK = '<div class="codehilite"><pre><code></code></pre></div>'
 CODE_BLOCK_RE = re.compile(  # possessive: linear time whatever the block holds
     '<div class="codehilite"><pre><code(?: class="language-[A-Za-z0-9_+#.-]+")?>'
     '(?:[^<]++|<span class="(?:%s)">[^<]*+</span>)*+</code></pre></div>' % "|".join(sorted(PYGMENTS_CLASSES)))
-CANONICAL_TEXT_RE = re.compile(r"(?:[^&<>\xa0\x00-\x08\x0b-\x1f\x7f]|&(?:amp|lt|gt);)*")
-CONTROL_CHARACTER_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+CONTROL_CHARACTERS = r"\x00-\x08\x0b-\x1f\x7f"  # no text in nh3's form holds one (tab and newline aside)
+CANONICAL_TEXT_RE = re.compile(r"(?:[^&<>\xa0%s]|&(?:amp|lt|gt);)*" % CONTROL_CHARACTERS)
+CONTROL_CHARACTER_RE = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 
 def _glance(field: str, refs: int) -> int:
